@@ -1,0 +1,572 @@
+//! Executes a plan: independent stages in parallel (bounded by `jobs`), outputs handed on in
+//! memory while written to Parquet, a failed stage stopping only its downstream.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use indexmap::IndexMap;
+
+use crate::artifact::{ArtifactStore, Manifest};
+use crate::dataset::Dataset;
+use crate::error::{CoreError, StageError};
+use crate::graph::downstream_closure;
+use crate::observer::{RunEvent, RunObserver};
+use crate::plan::{Action, Plan};
+use crate::record::{CacheStatus, RunRecord, RunStatus, StageRecord, StageStatus};
+use crate::registry::Registry;
+use crate::spec::Pipeline;
+use crate::stage::{Input, StageContext};
+use crate::state::{PipelineState, StateLock};
+
+/// How to execute.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// Stages running at once.
+    pub jobs: usize,
+    /// The command that re-runs this pipeline (recorded, printed after a failure).
+    pub resume_command: String,
+    /// Bytes of each output kept in memory for downstream stages (beyond: re-read Parquet).
+    pub memory_budget: usize,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            resume_command: String::new(),
+            memory_budget: 512 << 20,
+        }
+    }
+}
+
+/// Current time as RFC 3339 with microseconds.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// A new run id: sortable by start time, unique across processes.
+pub fn new_run_id() -> String {
+    let now = chrono::Utc::now();
+    let salt = blake3::hash(format!("{}-{:?}", std::process::id(), now.timestamp_nanos_opt()).as_bytes());
+    format!("{}-{}", now.format("%Y%m%d-%H%M%S%.3f"), &salt.to_hex()[..4])
+}
+
+/// Outputs of a finished stage: opened already, or still only a cache key.
+enum Produced {
+    Open(IndexMap<String, Dataset>),
+    Stored(String),
+}
+
+struct Done {
+    manifest: Manifest,
+    outputs: IndexMap<String, Dataset>,
+}
+
+fn emit(observers: &[&dyn RunObserver], event: RunEvent<'_>) {
+    for o in observers {
+        o.on_event(&event);
+    }
+}
+
+/// Runs the plan and returns the final run record (also written to the state dir by the
+/// [`crate::observer::RecordWriter`] when it is among `observers`).
+pub fn execute(
+    p: &Pipeline,
+    registry: &Registry,
+    state_dir: &Path,
+    plan: &Plan,
+    opts: &ExecOptions,
+    observers: &[&dyn RunObserver],
+) -> Result<RunRecord, CoreError> {
+    let _lock = StateLock::shared(state_dir)?;
+    let t0 = Instant::now();
+    let store = ArtifactStore::new(state_dir);
+    let run_id = new_run_id();
+    let n = p.stages.len();
+    // Plan position of each stage index.
+    let mut pos = vec![usize::MAX; n];
+    for (k, ps) in plan.stages.iter().enumerate() {
+        pos[ps.index] = k;
+    }
+    let mut record = RunRecord {
+        run_id: run_id.clone(),
+        pipeline: p.name.clone(),
+        pipeline_file: p.file.path.display().to_string(),
+        pipeline_hash: p.hash.clone(),
+        params: p.params_json(),
+        status: RunStatus::Running,
+        started_at: now_rfc3339(),
+        finished_at: None,
+        duration_ms: None,
+        pid: std::process::id(),
+        sluice_version: env!("CARGO_PKG_VERSION").to_string(),
+        resume_command: opts.resume_command.clone(),
+        stages: plan
+            .stages
+            .iter()
+            .map(|ps| StageRecord {
+                name: ps.name.clone(),
+                kind: ps.kind.clone(),
+                status: if ps.action == Action::Skip { StageStatus::Skipped } else { StageStatus::Pending },
+                cache: None,
+                reason: ps.reason.clone(),
+                cache_key: ps.cache_key.clone(),
+                started_at: None,
+                finished_at: None,
+                duration_ms: None,
+                rows_in: None,
+                rows_out: None,
+                bytes_out: None,
+                outputs: IndexMap::new(),
+                metrics: Default::default(),
+                error: None,
+            })
+            .collect(),
+    };
+    emit(observers, RunEvent::RunStarted { run: &record });
+    let mut state = PipelineState::load(state_dir, &p.name);
+    let mut produced: Vec<Option<Produced>> = (0..n).map(|_| None).collect();
+    let mut actions: Vec<Action> = vec![Action::Skip; n];
+    for ps in &plan.stages {
+        actions[ps.index] = ps.action;
+    }
+
+    // Cache hits and unselected stages with artifacts: known from manifests alone.
+    for ps in &plan.stages {
+        match ps.action {
+            Action::Cached => match store.manifest(&ps.cache_key) {
+                Ok(m) => {
+                    let k = pos[ps.index];
+                    let dir = store.dir(&ps.cache_key);
+                    let rec = &mut record.stages[k];
+                    rec.status = StageStatus::Succeeded;
+                    rec.cache = Some(CacheStatus::Hit);
+                    rec.rows_in = Some(m.rows_in);
+                    rec.rows_out = Some(rows_out(&m));
+                    rec.bytes_out = Some(m.outputs.values().map(|o| o.bytes).sum());
+                    rec.outputs = m
+                        .outputs
+                        .iter()
+                        .map(|(k, o)| (k.clone(), dir.join(&o.file).display().to_string()))
+                        .collect();
+                    rec.metrics = m.metrics.clone();
+                    produced[ps.index] = Some(Produced::Stored(ps.cache_key.clone()));
+                    state.stages.insert(ps.name.clone(), ps.state(&p.stages[ps.index].config_hash));
+                    emit(observers, RunEvent::StageFinished { stage: &record.stages[k], run: &record });
+                }
+                Err(e) => {
+                    actions[ps.index] = Action::Run;
+                    record.stages[pos[ps.index]].reason = format!("artifact unreadable ({e})");
+                }
+            },
+            Action::Skip if store.exists(&ps.cache_key) => {
+                produced[ps.index] = Some(Produced::Stored(ps.cache_key.clone()));
+            }
+            _ => {}
+        }
+    }
+
+    // How many running consumers still need each stage's in-memory outputs.
+    let mut consumers = vec![0usize; n];
+    for (i, action) in actions.iter().enumerate() {
+        if *action == Action::Run {
+            for j in p.upstream(i) {
+                consumers[j] += 1;
+            }
+        }
+    }
+
+    let jobs = opts.jobs.max(1);
+    let (tx, rx) = mpsc::channel::<(usize, Result<Done, StageError>, String, String, f64)>();
+    std::thread::scope(|scope| {
+        let mut running = 0usize;
+        loop {
+            // Launch every ready stage, in plan order, up to `jobs`.
+            for ps in &plan.stages {
+                if running >= jobs {
+                    break;
+                }
+                let i = ps.index;
+                let k = pos[i];
+                if actions[i] != Action::Run || record.stages[k].status != StageStatus::Pending {
+                    continue;
+                }
+                let ups = p.upstream(i);
+                if !ups.iter().all(|&j| produced[j].is_some()) {
+                    continue;
+                }
+                let inputs = match gather_inputs(p, i, &mut produced, &store) {
+                    Ok(inputs) => inputs,
+                    Err(e) => {
+                        fail_stage(&mut record, k, &now_rfc3339(), 0.0, e.render(), &p.redactor);
+                        emit(observers, RunEvent::StageFinished { stage: &record.stages[k], run: &record });
+                        skip_downstream(p, i, &pos, &mut record, observers);
+                        continue;
+                    }
+                };
+                let started = now_rfc3339();
+                record.stages[k].status = StageStatus::Running;
+                record.stages[k].started_at = Some(started.clone());
+                record.stages[k].rows_in = Some(inputs.iter().map(|x| x.dataset.rows).sum());
+                emit(observers, RunEvent::StageStarted { stage: &record.stages[k], run: &record });
+                tracing::info!(stage = %ps.name, reason = %ps.reason, "stage started");
+                running += 1;
+                let tx = tx.clone();
+                let spec = &p.stages[i];
+                let key = ps.cache_key.clone();
+                let run_id = run_id.as_str();
+                let store = &store;
+                let redactor = &p.redactor;
+                let seed = p.seed;
+                let budget = opts.memory_budget;
+                scope.spawn(move || {
+                    let t = Instant::now();
+                    let result = catch_unwind(AssertUnwindSafe(|| {
+                        run_stage(
+                            spec, registry, &inputs, store, &key, run_id, seed, redactor, budget, observers,
+                        )
+                    }))
+                    .unwrap_or_else(|panic| {
+                        let msg = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "unknown panic".to_string());
+                        Err(StageError::Internal(format!("stage panicked: {msg}")))
+                    });
+                    let ms = t.elapsed().as_secs_f64() * 1000.0;
+                    let _ = tx.send((i, result, started, now_rfc3339(), ms));
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((i, result, _started, finished, ms)) = rx.recv() else { break };
+            running -= 1;
+            let k = pos[i];
+            match result {
+                Ok(done) => {
+                    let rec = &mut record.stages[k];
+                    rec.status = StageStatus::Succeeded;
+                    rec.cache = Some(CacheStatus::Miss);
+                    rec.finished_at = Some(finished);
+                    rec.duration_ms = Some(round3(ms));
+                    rec.rows_out = Some(rows_out(&done.manifest));
+                    rec.bytes_out = Some(done.manifest.outputs.values().map(|o| o.bytes).sum());
+                    rec.outputs =
+                        done.outputs.iter().map(|(k, d)| (k.clone(), d.path.display().to_string())).collect();
+                    rec.metrics = done.manifest.metrics.clone();
+                    produced[i] = Some(Produced::Open(done.outputs));
+                    let ps = &plan.stages[k];
+                    state.stages.insert(ps.name.clone(), ps.state(&p.stages[i].config_hash));
+                    tracing::info!(stage = %ps.name, ms = round3(ms), "stage finished");
+                    emit(observers, RunEvent::StageFinished { stage: &record.stages[k], run: &record });
+                }
+                Err(e) => {
+                    let text = e.render();
+                    // The CLI prints the failure; the log line is for -v and JSON log consumers.
+                    tracing::info!(stage = %p.stages[i].name, error = %p.redactor.redact(&text), "stage failed");
+                    fail_stage(&mut record, k, &finished, ms, text, &p.redactor);
+                    emit(observers, RunEvent::StageFinished { stage: &record.stages[k], run: &record });
+                    skip_downstream(p, i, &pos, &mut record, observers);
+                }
+            }
+            // Release in-memory copies nobody still needs.
+            for j in p.upstream(i) {
+                consumers[j] = consumers[j].saturating_sub(1);
+                if consumers[j] == 0
+                    && let Some(Produced::Open(outs)) = &mut produced[j]
+                {
+                    outs.values_mut().for_each(Dataset::release_memory);
+                }
+            }
+        }
+    });
+
+    // Anything still pending could not start (its upstream failed or was unavailable).
+    for k in 0..record.stages.len() {
+        if record.stages[k].status == StageStatus::Pending {
+            record.stages[k].status = StageStatus::Skipped;
+            record.stages[k].reason = "upstream did not complete".to_string();
+            emit(observers, RunEvent::StageFinished { stage: &record.stages[k], run: &record });
+        }
+    }
+    record.status = if record.stages.iter().any(|s| s.status == StageStatus::Failed) {
+        RunStatus::Failed
+    } else {
+        RunStatus::Succeeded
+    };
+    record.finished_at = Some(now_rfc3339());
+    record.duration_ms = Some(round3(t0.elapsed().as_secs_f64() * 1000.0));
+    state.save(state_dir, &p.name)?;
+    emit(observers, RunEvent::RunFinished { run: &record });
+    Ok(record)
+}
+
+fn round3(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
+fn rows_out(m: &Manifest) -> u64 {
+    m.outputs.iter().filter(|(k, _)| k.as_str() != "rejects").map(|(_, o)| o.rows).sum()
+}
+
+fn fail_stage(
+    record: &mut RunRecord,
+    k: usize,
+    finished: &str,
+    ms: f64,
+    error: String,
+    redactor: &crate::redact::Redactor,
+) {
+    let rec = &mut record.stages[k];
+    rec.status = StageStatus::Failed;
+    rec.cache = Some(CacheStatus::Miss);
+    rec.finished_at = Some(finished.to_string());
+    rec.duration_ms = Some(round3(ms));
+    rec.error = Some(redactor.redact(&error));
+}
+
+fn skip_downstream(
+    p: &Pipeline,
+    i: usize,
+    pos: &[usize],
+    record: &mut RunRecord,
+    observers: &[&dyn RunObserver],
+) {
+    let failed = p.stages[i].name.clone();
+    for j in downstream_closure(p, &[i]) {
+        let k = pos[j];
+        if j != i && record.stages[k].status == StageStatus::Pending {
+            record.stages[k].status = StageStatus::Skipped;
+            record.stages[k].reason = format!("upstream `{failed}` failed");
+            emit(observers, RunEvent::StageFinished { stage: &record.stages[k], run: record });
+        }
+    }
+}
+
+fn gather_inputs(
+    p: &Pipeline,
+    i: usize,
+    produced: &mut [Option<Produced>],
+    store: &ArtifactStore,
+) -> Result<Vec<Input>, StageError> {
+    let mut inputs = Vec::new();
+    for inp in &p.stages[i].inputs {
+        let j =
+            p.index(&inp.stage).ok_or_else(|| StageError::Internal(format!("no stage `{}`", inp.stage)))?;
+        if let Some(Produced::Stored(key)) = &produced[j] {
+            let (_, outs) = store.open_outputs(key).map_err(|e| {
+                StageError::Failed(format!("reading the cached output of `{}`: {e}", inp.stage))
+            })?;
+            produced[j] = Some(Produced::Open(outs));
+        }
+        let Some(Produced::Open(outs)) = &produced[j] else {
+            return Err(StageError::Internal(format!("input `{}` is not available", inp.text)));
+        };
+        let ds = outs.get(&inp.output).ok_or_else(|| {
+            StageError::Internal(format!("stage `{}` produced no output `{}`", inp.stage, inp.output))
+        })?;
+        inputs.push(Input { reference: inp.text.clone(), table_name: inp.table_name(), dataset: ds.clone() });
+    }
+    Ok(inputs)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_stage(
+    spec: &crate::spec::StageSpec,
+    registry: &Registry,
+    inputs: &[Input],
+    store: &ArtifactStore,
+    key: &str,
+    run_id: &str,
+    seed: u64,
+    redactor: &crate::redact::Redactor,
+    memory_budget: usize,
+    observers: &[&dyn RunObserver],
+) -> Result<Done, StageError> {
+    let kind = registry
+        .kind(&spec.kind)
+        .ok_or_else(|| StageError::Internal(format!("unknown kind `{}`", spec.kind)))?;
+    let stage = kind.build(spec, registry)?;
+    let tmp = store.begin(key, run_id, &spec.name)?;
+    let mut ctx = StageContext {
+        spec,
+        run_id,
+        seed,
+        redactor,
+        tmp_dir: tmp.clone(),
+        final_dir: store.dir(key),
+        memory_budget,
+        outputs: IndexMap::new(),
+        metrics: Default::default(),
+        observers,
+    };
+    let result = stage.run(&mut ctx, inputs).and_then(|()| {
+        let missing: Vec<&String> = spec.outputs.iter().filter(|o| !ctx.outputs.contains_key(*o)).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(StageError::Internal(format!("stage `{}` did not write output(s) {missing:?}", spec.name)))
+        }
+    });
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    let manifest = Manifest {
+        stage: spec.name.clone(),
+        kind: spec.kind.clone(),
+        cache_key: key.to_string(),
+        run_id: run_id.to_string(),
+        created_at: now_rfc3339(),
+        rows_in: inputs.iter().map(|x| x.dataset.rows).sum(),
+        outputs: ctx.outputs.iter().map(|(k, (info, _))| (k.clone(), info.clone())).collect(),
+        metrics: std::mem::take(&mut ctx.metrics),
+    };
+    let outputs = std::mem::take(&mut ctx.outputs).into_iter().map(|(k, (_, d))| (k, d)).collect();
+    store.commit(&tmp, &manifest)?;
+    Ok(Done { manifest, outputs })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+    use sluice_plugin::{KeySpec, Sources};
+
+    use super::*;
+    use crate::compile::{CompileOptions, compile};
+    use crate::diagnostic::SourceFile;
+    use crate::registry::{Arity, Issue, StageKind};
+    use crate::spec::StageSpec;
+    use crate::stage::Stage;
+
+    /// Emits one row: 1 + the sum of its inputs' first values, so results show data flow.
+    struct Sum;
+    struct SumStage;
+
+    impl StageKind for Sum {
+        fn name(&self) -> &'static str {
+            "sum"
+        }
+        fn doc(&self) -> &'static str {
+            "test"
+        }
+        fn version(&self) -> &'static str {
+            "1"
+        }
+        fn arity(&self) -> Arity {
+            Arity { min: 0, max: None }
+        }
+        fn keys(&self, _: &Map<String, Value>, _: &Registry) -> Option<Vec<KeySpec>> {
+            Some(Vec::new())
+        }
+        fn check(&self, _: &StageSpec, _: &Registry) -> Vec<Issue> {
+            Vec::new()
+        }
+        fn outputs(&self, _: &Map<String, Value>) -> Vec<String> {
+            vec!["data".into()]
+        }
+        fn is_result(&self) -> bool {
+            true
+        }
+        fn sources(&self, _: &StageSpec, _: &Registry) -> Result<Option<Sources>, StageError> {
+            Ok(None)
+        }
+        fn build(&self, _: &StageSpec, _: &Registry) -> Result<Box<dyn Stage>, StageError> {
+            Ok(Box::new(SumStage))
+        }
+    }
+
+    impl Stage for SumStage {
+        fn run(&self, ctx: &mut StageContext<'_>, inputs: &[Input]) -> Result<(), StageError> {
+            let mut total = 1i64;
+            for i in inputs {
+                for b in i.dataset.read_all()? {
+                    if let Some(a) = b.column(0).as_any().downcast_ref::<Int64Array>() {
+                        total += a.iter().flatten().sum::<i64>();
+                    }
+                }
+            }
+            let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![total]))])
+                .map_err(|e| StageError::arrow("test", e))?;
+            let mut w = ctx.output("data", schema)?;
+            w.write(batch)?;
+            ctx.finish(w)
+        }
+    }
+
+    #[derive(Default)]
+    struct Log(Mutex<Vec<(String, bool)>>);
+
+    impl RunObserver for Log {
+        fn on_event(&self, e: &RunEvent<'_>) {
+            let mut log = self.0.lock().unwrap();
+            match e {
+                RunEvent::StageStarted { stage, .. } => log.push((stage.name.clone(), true)),
+                RunEvent::StageFinished { stage, .. } => log.push((stage.name.clone(), false)),
+                _ => {}
+            }
+        }
+    }
+
+    fn pipeline_text(n: usize, upstream: &[Vec<usize>]) -> String {
+        let mut t = String::from("[pipeline]\nname = \"prop\"\n\n");
+        for (i, ups) in upstream.iter().enumerate().take(n) {
+            let inputs: Vec<String> = ups.iter().map(|j| format!("\"s{j}\"")).collect();
+            t.push_str(&format!("[stages.s{i}]\nkind = \"sum\"\ninputs = [{}]\n\n", inputs.join(", ")));
+        }
+        t
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// For random DAGs, the executor starts every stage exactly once, only after all its
+        /// upstream stages finished, and a second run is all cache hits.
+        #[test]
+        fn executor_respects_edges_and_runs_each_stage_once(
+            n in 1usize..14,
+            edges in proptest::collection::vec((0usize..14, 0usize..14), 0..30),
+            jobs in 1usize..4,
+        ) {
+            let mut upstream = vec![Vec::new(); n];
+            for (a, b) in edges {
+                let (a, b) = (a % n, b % n);
+                if a < b && !upstream[b].contains(&a) { upstream[b].push(a); }
+            }
+            let mut registry = Registry::new();
+            registry.add_kind(Arc::new(Sum));
+            let dir = tempfile::tempdir().unwrap();
+            let file = SourceFile::new(dir.path().join("p.toml"), pipeline_text(n, &upstream));
+            let p = compile(&file, &registry, &CompileOptions { overrides: &[], env: &|_| None }).unwrap();
+            let plan = crate::plan::plan(&p, &registry, dir.path(), &Default::default()).unwrap();
+            let log = Log::default();
+            let opts = ExecOptions { jobs, ..ExecOptions::default() };
+            let rec = execute(&p, &registry, dir.path(), &plan, &opts, &[&log]).unwrap();
+            prop_assert_eq!(rec.status, RunStatus::Succeeded, "{:#?}", rec.stages.iter().map(|s| (&s.name, &s.error)).collect::<Vec<_>>());
+            let events = log.0.lock().unwrap().clone();
+            for (i, ups) in upstream.iter().enumerate() {
+                let name = format!("s{i}");
+                let starts: Vec<usize> = events.iter().enumerate().filter(|(_, e)| e.0 == name && e.1).map(|(k, _)| k).collect();
+                prop_assert_eq!(starts.len(), 1, "{} started {} times", name, starts.len());
+                for &j in ups {
+                    let up = format!("s{j}");
+                    let done = events.iter().position(|e| e.0 == up && !e.1).unwrap();
+                    prop_assert!(done < starts[0], "{} started before its input {} finished", name, up);
+                }
+            }
+            let plan2 = crate::plan::plan(&p, &registry, dir.path(), &Default::default()).unwrap();
+            prop_assert!(plan2.stages.iter().all(|s| s.action == Action::Cached));
+        }
+    }
+}

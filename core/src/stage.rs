@@ -1,0 +1,92 @@
+//! The runtime side of a stage: it gets its inputs and a context, and writes its outputs.
+
+use std::path::{Path, PathBuf};
+
+use arrow::datatypes::SchemaRef;
+use indexmap::IndexMap;
+
+use crate::artifact::{OutputInfo, OutputWriter};
+use crate::dataset::Dataset;
+use crate::error::StageError;
+use crate::observer::{RunEvent, RunObserver};
+use crate::redact::Redactor;
+use crate::spec::StageSpec;
+
+/// One input of a running stage.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The reference as written (`split.train`).
+    pub reference: String,
+    /// SQL table name (`split_train`).
+    pub table_name: String,
+    /// The data.
+    pub dataset: Dataset,
+}
+
+/// A built stage, ready to run.
+pub trait Stage: Send {
+    /// Reads `inputs`, writes every declared output through `ctx`.
+    fn run(&self, ctx: &mut StageContext<'_>, inputs: &[Input]) -> Result<(), StageError>;
+}
+
+/// What a running stage can see and do.
+pub struct StageContext<'a> {
+    /// The stage's spec.
+    pub spec: &'a StageSpec,
+    /// Run id.
+    pub run_id: &'a str,
+    /// Pipeline seed (stages derive their randomness from it and their name).
+    pub seed: u64,
+    /// Secrets to keep out of messages.
+    pub redactor: &'a Redactor,
+    pub(crate) tmp_dir: PathBuf,
+    pub(crate) final_dir: PathBuf,
+    pub(crate) memory_budget: usize,
+    pub(crate) outputs: IndexMap<String, (OutputInfo, Dataset)>,
+    pub(crate) metrics: serde_json::Map<String, serde_json::Value>,
+    pub(crate) observers: &'a [&'a dyn RunObserver],
+}
+
+impl std::fmt::Debug for StageContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageContext").field("stage", &self.spec.name).field("run_id", &self.run_id).finish()
+    }
+}
+
+impl<'a> StageContext<'a> {
+    /// Starts writing output `name` (must be one the kind declared).
+    pub fn output(&mut self, name: &str, schema: SchemaRef) -> Result<OutputWriter, StageError> {
+        if !self.spec.outputs.iter().any(|o| o == name) {
+            return Err(StageError::Internal(format!(
+                "stage `{}` wrote undeclared output `{name}`",
+                self.spec.name
+            )));
+        }
+        OutputWriter::create(name, schema, &self.tmp_dir, &self.final_dir, self.memory_budget)
+    }
+
+    /// Completes an output started with [`StageContext::output`].
+    pub fn finish(&mut self, writer: OutputWriter) -> Result<(), StageError> {
+        let name = writer.name().to_string();
+        let done = writer.finish()?;
+        self.outputs.insert(name, done);
+        Ok(())
+    }
+
+    /// Records a counter for the run record (e.g. `rows_skipped`).
+    pub fn metric(&mut self, key: &str, value: impl Into<serde_json::Value>) {
+        self.metrics.insert(key.to_string(), value.into());
+    }
+
+    /// Reports progress to observers.
+    pub fn progress(&self, rows: u64, bytes: u64) {
+        for o in self.observers {
+            o.on_event(&RunEvent::StageProgress { stage: &self.spec.name, rows, bytes });
+        }
+    }
+
+    /// Directory for extra files (model.bin, report.html) that become part of the artifact.
+    pub fn artifact_dir(&self) -> &Path {
+        &self.tmp_dir
+    }
+}

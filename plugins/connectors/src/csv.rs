@@ -1,0 +1,297 @@
+//! The `csv` connector: delimited text files, streamed in parallel into Arrow batches.
+
+mod columns;
+mod reader;
+mod tokenizer;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema};
+use serde_json::{Map, Value};
+use sluice_plugin::{
+    BatchReader, ConfigIssue, Connector, ConnectorError, KeySpec, KeyType, OnError, ReadRequest, Sources,
+};
+
+use self::columns::{Column, NullMarkers, Origin};
+use self::reader::{BlockFile, CsvReader, DEFAULT_BLOCK, MAX_RECORD, Plan, read_start, too_long};
+use self::tokenizer::{Cursor, Dialect, FieldBuf, Step};
+use crate::infer::TypeVotes;
+use crate::options::{self, Issues};
+use crate::paths;
+use crate::schema_decl::DeclaredSchema;
+
+/// Reads CSV (and other delimited) files.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CsvConnector;
+
+const KEYS: &[KeySpec] = &[
+    KeySpec::required(
+        "path",
+        KeyType::StringOrList,
+        "File or glob pattern (relative to the pipeline file), or an array of them; matches are read in sorted order",
+    ),
+    KeySpec::optional(
+        "header",
+        KeyType::Bool,
+        Some("true"),
+        "Whether the first line names the columns (an empty name becomes `column_N`, a repeated one gets `_2`, `_3`, ...); when false columns are `column_1`, `column_2`, ...",
+    ),
+    KeySpec::optional(
+        "delimiter",
+        KeyType::String,
+        Some("\",\""),
+        "Field separator, one character (write a tab as \"\\t\")",
+    ),
+    KeySpec::optional(
+        "quote",
+        KeyType::String,
+        Some("'\"'"),
+        "Quote character; a quote inside a quoted field is written twice",
+    ),
+    KeySpec::optional(
+        "escape",
+        KeyType::String,
+        None,
+        "Character that makes the next one literal inside quotes, e.g. '\\' (doubled quotes still work); unset: RFC 4180 doubled quotes only",
+    ),
+    KeySpec::optional("comment", KeyType::String, None, "Lines starting with this character are skipped"),
+    KeySpec::optional(
+        "null_values",
+        KeyType::StringList,
+        Some("[\"\"]"),
+        "Field values read as NULL, compared after unquoting (so a quoted \"\" is NULL too by default)",
+    ),
+    KeySpec::optional(
+        "schema",
+        KeyType::Table,
+        None,
+        "Column types by name, e.g. { Quantity = \"int64\" }; columns not listed are inferred",
+    ),
+    KeySpec::optional(
+        "infer_rows",
+        KeyType::Integer,
+        Some("10000"),
+        "Rows sampled from the start of the first file to infer column types (int64, float64, bool, date, timestamp, else string)",
+    ),
+    KeySpec::optional("trim", KeyType::Bool, Some("false"), "Trim spaces and tabs around unquoted fields"),
+];
+
+/// The connector's options, read from the stage table.
+#[derive(Debug)]
+struct CsvOptions {
+    header: bool,
+    dialect: Dialect,
+    null_values: Vec<String>,
+    schema: DeclaredSchema,
+    infer_rows: usize,
+}
+
+impl CsvOptions {
+    fn from_config(cfg: &Map<String, Value>) -> Result<Self, Vec<ConfigIssue>> {
+        let mut is = Issues::default();
+        let header = options::bool_key(cfg, "header", true, &mut is);
+        let delimiter = options::char_key(cfg, "delimiter", &mut is).unwrap_or(b',');
+        let quote = options::char_key(cfg, "quote", &mut is).unwrap_or(b'"');
+        // An escape equal to the quote is just the doubled-quote rule.
+        let escape = options::char_key(cfg, "escape", &mut is).filter(|e| *e != quote);
+        let comment = options::char_key(cfg, "comment", &mut is);
+        if delimiter == quote {
+            is.push(ConfigIssue::new("quote", "cannot be the same character as `delimiter`"));
+        }
+        if escape == Some(delimiter) {
+            is.push(ConfigIssue::new("escape", "cannot be the same character as `delimiter`"));
+        }
+        if comment.is_some_and(|c| c == delimiter || c == quote) {
+            is.push(ConfigIssue::new("comment", "cannot be the delimiter or quote character"));
+        }
+        let null_values = options::string_list_key(cfg, "null_values", false, &mut is)
+            .unwrap_or_else(|| vec![String::new()]);
+        let schema = DeclaredSchema::from_config(cfg, &mut is);
+        let infer_rows = options::count_key(cfg, "infer_rows", 10_000, &mut is);
+        let trim = options::bool_key(cfg, "trim", false, &mut is);
+        let dialect = Dialect { delimiter, quote, escape, comment, trim };
+        is.finish(CsvOptions { header, dialect, null_values, schema, infer_rows })
+    }
+}
+
+/// Makes header names usable as column names: an empty name becomes `column_N` (N is its
+/// 1-based position) and a repeated name gets `_2`, `_3`, ... in order of appearance.
+fn unique_names(raw: &[String]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, name) in raw.iter().enumerate() {
+        let base = if name.is_empty() { format!("column_{}", i + 1) } else { name.clone() };
+        let mut unique = base.clone();
+        let mut k = 2;
+        while seen.contains(&unique) {
+            unique = format!("{base}_{k}");
+            k += 1;
+        }
+        seen.insert(unique.clone());
+        out.push(unique);
+    }
+    out
+}
+
+/// What the start of the first file says about the columns.
+struct Sample {
+    header: Option<Vec<String>>,
+    ncols: usize,
+    votes: Vec<TypeVotes>,
+    rows: usize,
+}
+
+/// Reads the header and up to `infer_rows` records of `path`, voting on column types.
+fn sample(path: &Path, opts: &CsvOptions, block: usize) -> Result<Sample, ConnectorError> {
+    let mut src = BlockFile::open(path)?;
+    let start = read_start(&mut src, opts.dialect, opts.header, block)?;
+    let nulls = NullMarkers::new(&opts.null_values);
+    let mut ncols = start.header.as_ref().map(Vec::len);
+    let mut votes = vec![TypeVotes::default(); ncols.unwrap_or(0)];
+    let mut rows = 0;
+    let mut buf = start.rest;
+    let mut fb = FieldBuf::default();
+    loop {
+        let mut cur = Cursor::new(&buf, opts.dialect, src.eof);
+        loop {
+            if rows >= opts.infer_rows && ncols.is_some() {
+                return Ok(Sample { header: start.header, ncols: ncols.unwrap_or(0), votes, rows });
+            }
+            fb.clear();
+            match cur.next_record(&mut fb) {
+                Step::Record(r) => {
+                    let n = *ncols.get_or_insert(r.fields);
+                    votes.resize(n, TypeVotes::default());
+                    if r.fields == n && rows < opts.infer_rows {
+                        for (v, s) in votes.iter_mut().zip(&fb.spans) {
+                            let text = fb.get(&buf, *s);
+                            if !nulls.is_null(text) {
+                                v.vote(text);
+                            }
+                        }
+                        rows += 1;
+                    }
+                }
+                Step::Incomplete { .. } => break,
+                Step::Unterminated { .. } | Step::End => {
+                    if src.eof {
+                        return Ok(Sample { header: start.header, ncols: ncols.unwrap_or(0), votes, rows });
+                    }
+                    break;
+                }
+            }
+        }
+        let consumed = cur.pos;
+        buf.drain(..consumed);
+        if buf.len() > MAX_RECORD {
+            return Err(too_long(path, None));
+        }
+        src.fill(&mut buf, block)?;
+    }
+}
+
+/// Works out the output columns and everything else a read needs.
+fn plan(
+    opts: CsvOptions,
+    files: Vec<PathBuf>,
+    block_size: usize,
+    on_error: OnError,
+) -> Result<Plan, ConnectorError> {
+    let first = files.first().ok_or_else(|| ConnectorError::config("path", "matches no file"))?;
+    let s = sample(first, &opts, block_size)?;
+    let (names, source) = match &s.header {
+        Some(h) => (unique_names(h), format!("the header of `{}`", first.display())),
+        None => (
+            (1..=s.ncols).map(|i| format!("column_{i}")).collect(),
+            format!(
+                "`{}` (without a header its columns are column_1 to column_{})",
+                first.display(),
+                s.ncols
+            ),
+        ),
+    };
+    opts.schema.check_present(&names, &source)?;
+    let columns: Vec<Column> = names
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| match opts.schema.get(&name) {
+            Some(ty) => Column { ty: ty.clone(), name, origin: Origin::Declared },
+            None => Column { ty: s.votes[i].result(), name, origin: Origin::Inferred(s.rows) },
+        })
+        .collect();
+    let fields: Vec<Field> = columns.iter().map(|c| Field::new(&c.name, c.ty.clone(), true)).collect();
+    Ok(Plan {
+        dialect: opts.dialect,
+        schema: Arc::new(Schema::new(fields)),
+        columns,
+        nulls: NullMarkers::new(&opts.null_values),
+        header: opts.header,
+        first_header: s.header,
+        files,
+        block_size: block_size.max(1),
+        keep_raw: on_error == OnError::Quarantine,
+    })
+}
+
+/// Opens a reader that reads files in blocks of `block_size` bytes.
+fn open(req: &ReadRequest<'_>, block_size: usize) -> Result<CsvReader, ConnectorError> {
+    let opts = CsvOptions::from_config(req.config).map_err(options::to_error)?;
+    let files = paths::expand(req).map_err(options::to_error)?;
+    let plan = plan(opts, files, block_size, req.on_error)?;
+    CsvReader::start(plan, req.on_error, req.batch_size)
+}
+
+impl Connector for CsvConnector {
+    fn name(&self) -> &str {
+        "csv"
+    }
+
+    fn doc(&self) -> &str {
+        "Delimited text files (CSV, TSV, ...), with column types declared or inferred"
+    }
+
+    fn version(&self) -> &str {
+        "1"
+    }
+
+    fn keys(&self) -> &[KeySpec] {
+        KEYS
+    }
+
+    fn check(&self, req: &ReadRequest<'_>) -> Vec<ConfigIssue> {
+        let opts = CsvOptions::from_config(req.config);
+        let files = paths::expand(req);
+        let mut issues = Vec::new();
+        match (opts, files) {
+            (Ok(opts), Ok(files)) => {
+                // Cheap enough to do here: the header of the first file, to catch misspelled
+                // `schema` columns before anything runs.
+                let probe = CsvOptions { infer_rows: 0, ..opts };
+                if let Err(e) = plan(probe, files, 64 << 10, OnError::Fail) {
+                    issues.push(match e {
+                        ConnectorError::Config { key, message } => ConfigIssue::new(key, message),
+                        other => ConfigIssue::new("path", other.to_string()),
+                    });
+                }
+            }
+            (opts, files) => {
+                issues.extend(opts.err().unwrap_or_default());
+                issues.extend(files.err().unwrap_or_default());
+            }
+        }
+        issues
+    }
+
+    fn sources(&self, req: &ReadRequest<'_>) -> Result<Sources, ConnectorError> {
+        paths::expand(req).map(Sources::Files).map_err(options::to_error)
+    }
+
+    fn read(&self, req: &ReadRequest<'_>) -> Result<Box<dyn BatchReader>, ConnectorError> {
+        Ok(Box::new(open(req, DEFAULT_BLOCK)?))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,217 @@
+//! The embedded SQL engine (Apache DataFusion): one shared tokio runtime, sessions with
+//! case-sensitive identifiers, inputs registered as tables, and errors mapped back to a
+//! position inside the query so diagnostics point at the pipeline file's line.
+
+use std::sync::{Arc, OnceLock};
+
+use arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig};
+use datafusion::sql::parser::{DFParser, Statement};
+use futures::StreamExt;
+use sluice_core::stage::Input;
+
+/// An error with, when known, its byte offset in the query text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlError {
+    /// The message, without DataFusion's internal prefixes.
+    pub message: String,
+    /// Byte offset in the query.
+    pub offset: Option<usize>,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// The process-wide runtime SQL stages run on.
+pub fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
+    static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cores())
+            .thread_name("sluice-sql")
+            .build()
+            .map_err(|e| format!("cannot start the SQL runtime: {e}"))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// A session: identifiers are case-sensitive as written (a CSV column `CustomerID` is
+/// `CustomerID` in SQL, not `customerid`), and spans are collected for error positions.
+pub fn session() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_target_partitions(cores())
+        .with_batch_size(8192)
+        .set_bool("datafusion.sql_parser.enable_ident_normalization", false)
+        .set_bool("datafusion.sql_parser.collect_spans", true);
+    SessionContext::new_with_config(config)
+}
+
+/// Byte offset of a 1-based line/column in `sql`.
+fn offset_of(sql: &str, line: u64, column: u64) -> Option<usize> {
+    if line == 0 {
+        return None;
+    }
+    let mut start = 0usize;
+    for (i, l) in sql.split_inclusive('\n').enumerate() {
+        if i as u64 + 1 == line {
+            let col = l.char_indices().nth(column.saturating_sub(1) as usize).map_or(l.len(), |(b, _)| b);
+            return Some(start + col);
+        }
+        start += l.len();
+    }
+    None
+}
+
+/// Finds `Line: X, Column: Y` in a parser message.
+fn position_in_message(message: &str) -> Option<(u64, u64)> {
+    let i = message.rfind("Line: ")?;
+    let rest = &message[i + 6..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let col: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((line.trim().parse().ok()?, col.parse().ok()?))
+}
+
+/// Converts a DataFusion error into a message and position in `sql`.
+pub fn sql_error(e: &DataFusionError, sql: &str) -> SqlError {
+    let located = e
+        .diagnostic()
+        .and_then(|d| d.span)
+        .map(|s| (s.start.line, s.start.column))
+        .or_else(|| position_in_message(&e.to_string()));
+    let mut message = e.strip_backtrace();
+    for prefix in ["SQL error: ", "Error during planning: ", "Schema error: ", "Execution error: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            message = rest.to_string();
+        }
+    }
+    if let Some(inner) = message.strip_prefix("ParserError(\"").and_then(|m| m.strip_suffix("\")")) {
+        message = inner.replace("\\\"", "\"");
+    }
+    if let Some(i) = message.rfind(" at Line: ") {
+        message.truncate(i);
+    }
+    SqlError { message, offset: located.and_then(|(l, c)| offset_of(sql, l, c)) }
+}
+
+/// Parses exactly one query (`SELECT`/`WITH`/`VALUES`).
+pub fn parse_query(sql: &str) -> Result<Statement, SqlError> {
+    let mut statements = DFParser::parse_sql(sql).map_err(|e| sql_error(&e, sql))?;
+    if statements.len() != 1 {
+        return Err(SqlError {
+            message: format!("expected one query, found {} statements", statements.len()),
+            offset: None,
+        });
+    }
+    let stmt =
+        statements.pop_front().ok_or_else(|| SqlError { message: "empty query".into(), offset: None })?;
+    match &stmt {
+        Statement::Statement(s) if matches!(**s, datafusion::sql::sqlparser::ast::Statement::Query(_)) => {
+            Ok(stmt)
+        }
+        _ => Err(SqlError {
+            message: "only queries (SELECT, WITH, VALUES) are allowed; a stage's output is its query result"
+                .into(),
+            offset: Some(0),
+        }),
+    }
+}
+
+/// Table names a query reads (CTE names excluded).
+pub fn referenced_tables(stmt: &Statement) -> Vec<String> {
+    datafusion::sql::resolve::resolve_table_references(stmt, false)
+        .map(|(tables, _)| tables.iter().map(|t| t.table().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Registers each input as a table: in memory when it is, else its Parquet file.
+pub async fn register_inputs(ctx: &SessionContext, inputs: &[Input]) -> Result<(), DataFusionError> {
+    let parts = cores();
+    for input in inputs {
+        let ds = &input.dataset;
+        match ds.memory() {
+            Some(batches) => {
+                // Round-robin the batches over partitions so the query can use every core.
+                let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); parts.min(batches.len()).max(1)];
+                let n = partitions.len();
+                for (i, b) in batches.iter().enumerate() {
+                    partitions[i % n].push(b.clone());
+                }
+                let table = MemTable::try_new(ds.schema.clone(), partitions)?;
+                ctx.register_table(input.table_name.as_str(), Arc::new(table))?;
+            }
+            None => {
+                let path = ds.path.to_string_lossy().to_string();
+                ctx.register_parquet(input.table_name.as_str(), &path, ParquetReadOptions::default()).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a running query hands its consumer: the schema first, then batches.
+#[derive(Debug)]
+pub enum QueryEvent {
+    /// The result schema (exactly once, before any batch).
+    Schema(arrow::datatypes::SchemaRef),
+    /// A result batch.
+    Batch(RecordBatch),
+}
+
+/// Runs a query over `inputs`, streaming the result into `sink`.
+pub fn run_query<F>(sql: &str, inputs: &[Input], mut sink: F) -> Result<(), QueryFailure>
+where
+    F: FnMut(QueryEvent) -> Result<(), sluice_core::StageError>,
+{
+    let rt = runtime().map_err(|m| QueryFailure::Stage(sluice_core::StageError::Failed(m)))?;
+    rt.block_on(async {
+        let ctx = session();
+        register_inputs(&ctx, inputs).await.map_err(|e| QueryFailure::Sql(sql_error(&e, sql)))?;
+        let df = ctx.sql(sql).await.map_err(|e| QueryFailure::Sql(sql_error(&e, sql)))?;
+        let mut stream = df.execute_stream().await.map_err(|e| QueryFailure::Sql(sql_error(&e, sql)))?;
+        sink(QueryEvent::Schema(stream.schema())).map_err(QueryFailure::Stage)?;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| QueryFailure::Sql(sql_error(&e, sql)))?;
+            sink(QueryEvent::Batch(batch)).map_err(QueryFailure::Stage)?;
+        }
+        Ok(())
+    })
+}
+
+/// Why a query failed: the SQL (user's fault, has a position) or the stage around it.
+#[derive(Debug)]
+pub enum QueryFailure {
+    /// The query is wrong.
+    Sql(SqlError),
+    /// Writing the result failed.
+    Stage(sluice_core::StageError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_error_has_position() {
+        let sql = "SELECT a\nFROM t\nGROUP a";
+        let e = parse_query(sql).unwrap_err();
+        assert_eq!(e.message, "Expected: end of statement, found: GROUP");
+        let off = e.offset.unwrap();
+        assert_eq!(&sql[off..off + 5], "GROUP");
+    }
+
+    #[test]
+    fn only_queries_are_allowed() {
+        assert!(parse_query("CREATE TABLE x (a INT)").is_err());
+        assert!(parse_query("SELECT 1; SELECT 2").is_err());
+        let s = parse_query("WITH c AS (SELECT * FROM orders) SELECT * FROM c JOIN Customers USING (id)")
+            .unwrap();
+        let mut t = referenced_tables(&s);
+        t.sort();
+        assert_eq!(t, ["Customers", "orders"]);
+    }
+}
