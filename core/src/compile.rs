@@ -33,9 +33,12 @@ impl CompileOptions<'_> {
 
 /// Top-level tables a pipeline file may have.
 pub const TOP_LEVEL_KEYS: &[KeySpec] = &[
-    KeySpec::required("pipeline", KeyType::Table, "Pipeline metadata: name, description, seed, schedule."),
-    KeySpec::optional("params", KeyType::Table, None, "Parameters, overridable with `--param NAME=VALUE`."),
-    KeySpec::required("stages", KeyType::Table, "The stages, one table each: `[stages.NAME]`."),
+    KeySpec::required("pipeline", KeyType::Table, "Pipeline metadata: name, description, seed, schedule.")
+        .example("[pipeline]"),
+    KeySpec::optional("params", KeyType::Table, None, "Parameters, overridable with `--param NAME=VALUE`.")
+        .example("[params]"),
+    KeySpec::required("stages", KeyType::Table, "The stages, one table each: `[stages.NAME]`.")
+        .example("[stages.orders]"),
 ];
 
 /// Keys of the `[pipeline]` table.
@@ -44,26 +47,31 @@ pub const PIPELINE_KEYS: &[KeySpec] = &[
         "name",
         KeyType::String,
         "Pipeline name: letters, digits, `_`, `-`, `.`; groups runs and state.",
-    ),
+    )
+    .example("name = \"repeat-buyers\""),
     KeySpec::optional(
         "description",
         KeyType::String,
         None,
         "Free text shown by `sluice plan` and in run records.",
-    ),
+    )
+    .example("description = \"Predict which customers buy again\""),
     KeySpec::optional(
         "seed",
         KeyType::Integer,
         Some("42"),
         "Seed from which every random choice in the run derives.",
-    ),
+    )
+    .example("seed = 42"),
     KeySpec::optional(
         "schedule",
         KeyType::String,
         None,
         "Cron expression (5 fields or @daily, ...) for `sluice scheduler`.",
-    ),
-    KeySpec::optional("timezone", KeyType::String, Some("\"UTC\""), "IANA timezone the schedule is read in."),
+    )
+    .example("schedule = \"0 3 * * *\""),
+    KeySpec::optional("timezone", KeyType::String, Some("\"UTC\""), "IANA timezone the schedule is read in.")
+        .example("timezone = \"Europe/London\""),
 ];
 
 /// Keys every stage accepts, whatever its kind.
@@ -72,20 +80,24 @@ pub const UNIVERSAL_STAGE_KEYS: &[KeySpec] = &[
         "kind",
         KeyType::String,
         "Stage kind: collect, feature-extract, ... (`sluice kinds` lists them).",
-    ),
+    )
+    .example("kind = \"collect\""),
     KeySpec::optional(
         "inputs",
         KeyType::StringList,
         Some("[]"),
         "Upstream outputs: `NAME`, or `NAME.OUTPUT` for a named output.",
-    ),
-    KeySpec::optional("description", KeyType::String, None, "Free text; not part of the cache key."),
+    )
+    .example("inputs = [\"orders\", \"split.train\"]"),
+    KeySpec::optional("description", KeyType::String, None, "Free text; not part of the cache key.")
+        .example("description = \"Raw orders from the shop export\""),
     KeySpec::optional(
         "show",
         KeyType::Any,
         None,
         "Print the first N rows (`true` = 20) of this stage's output after `sluice run`.",
-    ),
+    )
+    .example("show = 10"),
 ];
 
 const DEFAULT_SEED: u64 = 42;

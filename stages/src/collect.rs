@@ -19,14 +19,14 @@ pub const COLLECT_KEYS: &[KeySpec] = &[
         "connector",
         KeyType::String,
         "Connector that reads the source: csv, parquet, jsonl (`sluice kinds` lists all).",
-    ),
+    ).example("connector = \"csv\""),
     KeySpec::optional(
         "on_error",
         KeyType::String,
         Some("\"fail\""),
         "Unreadable rows: \"fail\" the stage, \"skip\" them (counted), or \"quarantine\" them into the `rejects` output.",
-    ),
-    KeySpec::optional("batch_size", KeyType::Integer, Some("65536"), "Rows per batch while streaming."),
+    ).example("on_error = \"quarantine\""),
+    KeySpec::optional("batch_size", KeyType::Integer, Some("65536"), "Rows per batch while streaming.").example("batch_size = 8192"),
 ];
 
 const DEFAULT_BATCH: usize = 65536;

@@ -15,7 +15,7 @@ pub const FEATURE_KEYS: &[KeySpec] = &[KeySpec::required(
     "sql",
     KeyType::String,
     "A query (SELECT/WITH) over the inputs; each input is a table named after its stage (`NAME`, or `NAME_OUTPUT` for a named output). Identifiers are case-sensitive.",
-)];
+).example("sql = \"SELECT CustomerID, COUNT(*) AS n FROM orders GROUP BY 1\"")];
 
 /// The `feature-extract` stage kind.
 #[derive(Debug)]

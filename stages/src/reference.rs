@@ -5,21 +5,23 @@ use sluice_core::Registry;
 use sluice_core::compile::{PIPELINE_KEYS, TOP_LEVEL_KEYS, UNIVERSAL_STAGE_KEYS};
 use sluice_plugin::KeySpec;
 
-/// A markdown table of keys: name, type, default, description.
+/// A markdown table of keys: name, type, default, description, example.
 pub fn key_table(keys: &[KeySpec]) -> String {
-    let mut out = String::from("| key | type | default | description |\n|---|---|---|---|\n");
+    let mut out = String::from("| key | type | default | description | example |\n|---|---|---|---|---|\n");
     for k in keys {
         let default = match (k.required, k.default) {
             (true, _) => "required".to_string(),
             (false, Some(d)) => format!("`{d}`"),
             (false, None) => "—".to_string(),
         };
+        let example = k.example.map_or_else(|| "—".to_string(), |e| format!("`{}`", e.replace('|', "\\|")));
         out.push_str(&format!(
-            "| `{}` | {} | {} | {} |\n",
+            "| `{}` | {} | {} | {} | {} |\n",
             k.name,
             k.ty.describe(),
             default,
-            k.doc.replace('|', "\\|")
+            k.doc.replace('|', "\\|"),
+            example
         ));
     }
     out
@@ -84,6 +86,31 @@ mod tests {
             "docs/pipeline-reference.md is out of date with the keys the code accepts; \
              run `SLUICE_BLESS=1 cargo test -p sluice-stages reference` and describe the new keys"
         );
+    }
+
+    /// Every key of every component carries an example for the reference.
+    #[test]
+    fn every_key_has_an_example() {
+        let registry = crate::registry();
+        let mut keys: Vec<(String, KeySpec)> = Vec::new();
+        for (section, list) in [
+            ("top-level", TOP_LEVEL_KEYS),
+            ("pipeline", PIPELINE_KEYS),
+            ("stage", UNIVERSAL_STAGE_KEYS),
+            ("collect", crate::collect::COLLECT_KEYS),
+            ("feature-extract", crate::feature::FEATURE_KEYS),
+        ] {
+            keys.extend(list.iter().map(|k| (section.to_string(), *k)));
+        }
+        for c in registry.connectors() {
+            keys.extend(c.keys().iter().map(|k| (c.name().to_string(), *k)));
+        }
+        let missing: Vec<String> = keys
+            .iter()
+            .filter(|(_, k)| k.example.is_none())
+            .map(|(s, k)| format!("{s}.{}", k.name))
+            .collect();
+        assert!(missing.is_empty(), "keys without an example: {missing:?}");
     }
 
     /// Every complete pipeline example in the reference compiles.

@@ -27,55 +27,46 @@ use crate::schema_decl::DeclaredSchema;
 pub struct CsvConnector;
 
 const KEYS: &[KeySpec] = &[
-    KeySpec::required(
-        "path",
-        KeyType::StringOrList,
-        "File or glob pattern (relative to the pipeline file), or an array of them; matches are read in sorted order",
-    ),
+    crate::paths::PATH_KEY,
     KeySpec::optional(
         "header",
         KeyType::Bool,
         Some("true"),
         "Whether the first line names the columns (an empty name becomes `column_N`, a repeated one gets `_2`, `_3`, ...); when false columns are `column_1`, `column_2`, ...",
-    ),
+    ).example("header = false"),
     KeySpec::optional(
         "delimiter",
         KeyType::String,
         Some("\",\""),
         "Field separator, one character (write a tab as \"\\t\")",
-    ),
+    ).example("delimiter = \";\""),
     KeySpec::optional(
         "quote",
         KeyType::String,
         Some("'\"'"),
         "Quote character; a quote inside a quoted field is written twice",
-    ),
+    ).example("quote = \"'\""),
     KeySpec::optional(
         "escape",
         KeyType::String,
         None,
         "Character that makes the next one literal inside quotes, e.g. '\\' (doubled quotes still work); unset: RFC 4180 doubled quotes only",
-    ),
-    KeySpec::optional("comment", KeyType::String, None, "Lines starting with this character are skipped"),
+    ).example("escape = \"\\\\\""),
+    KeySpec::optional("comment", KeyType::String, None, "Lines starting with this character are skipped").example("comment = \"#\""),
     KeySpec::optional(
         "null_values",
         KeyType::StringList,
         Some("[\"\"]"),
         "Field values read as NULL, compared after unquoting (so a quoted \"\" is NULL too by default)",
-    ),
-    KeySpec::optional(
-        "schema",
-        KeyType::Table,
-        None,
-        "Column types by name, e.g. { Quantity = \"int64\" }; columns not listed are inferred",
-    ),
+    ).example("null_values = [\"\", \"NA\"]"),
+    crate::schema_decl::SCHEMA_KEY,
     KeySpec::optional(
         "infer_rows",
         KeyType::Integer,
         Some("10000"),
         "Rows sampled from the start of the first file to infer column types (int64, float64, bool, date, timestamp, else string)",
-    ),
-    KeySpec::optional("trim", KeyType::Bool, Some("false"), "Trim spaces and tabs around unquoted fields"),
+    ).example("infer_rows = 100000"),
+    KeySpec::optional("trim", KeyType::Bool, Some("false"), "Trim spaces and tabs around unquoted fields").example("trim = true"),
 ];
 
 /// The connector's options, read from the stage table.

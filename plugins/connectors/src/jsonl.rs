@@ -32,23 +32,15 @@ use crate::schema_decl::DeclaredSchema;
 pub struct JsonlConnector;
 
 const KEYS: &[KeySpec] = &[
-    KeySpec::required(
-        "path",
-        KeyType::StringOrList,
-        "File or glob pattern (relative to the pipeline file), or an array of them; matches are read in sorted order",
-    ),
-    KeySpec::optional(
-        "schema",
-        KeyType::Table,
-        None,
-        "Column types by name, e.g. { Quantity = \"int64\" }; columns not listed are inferred",
-    ),
+    crate::paths::PATH_KEY,
+    crate::schema_decl::SCHEMA_KEY,
     KeySpec::optional(
         "infer_rows",
         KeyType::Integer,
         Some("10000"),
         "Lines sampled from the start of the first file to infer columns and types",
-    ),
+    )
+    .example("infer_rows = 100000"),
 ];
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";

@@ -26,23 +26,21 @@ use crate::suggest::did_you_mean;
 pub struct ParquetConnector;
 
 const KEYS: &[KeySpec] = &[
-    KeySpec::required(
-        "path",
-        KeyType::StringOrList,
-        "File or glob pattern (relative to the pipeline file), or an array of them; matches are read in sorted order",
-    ),
+    crate::paths::PATH_KEY,
     KeySpec::optional(
         "columns",
         KeyType::StringList,
         None,
         "Columns to read, in this order (default: all, in file order)",
-    ),
+    )
+    .example("columns = [\"CustomerID\", \"Quantity\"]"),
     KeySpec::optional(
         "schema",
         KeyType::Table,
         None,
         "Expected column types by name, e.g. { Quantity = \"int64\" }; a file that differs is an error",
-    ),
+    )
+    .example("schema = { Quantity = \"int64\", InvoiceDate = \"timestamp\" }"),
 ];
 
 #[derive(Debug)]

@@ -124,6 +124,13 @@ fn similar_names(pattern: &str, names: &[String]) -> Vec<String> {
     scored.into_iter().take(MAX_SUGGESTIONS).map(|(_, n)| n.clone()).collect()
 }
 
+/// The `path` key every file connector takes (interpreted by [`expand`]).
+pub(crate) const PATH_KEY: sluice_plugin::KeySpec = sluice_plugin::KeySpec::required(
+    "path",
+    sluice_plugin::KeyType::StringOrList,
+    "File or glob pattern (relative to the pipeline file), or an array of them; matches are read in sorted order",
+).example("path = \"data/*.csv\"");
+
 #[cfg(test)]
 mod tests {
     use super::*;

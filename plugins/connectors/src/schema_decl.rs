@@ -75,6 +75,15 @@ pub(crate) fn with_article(ty: &DataType) -> String {
     format!("{article} {name}")
 }
 
+/// The `schema` key of connectors that infer types (interpreted by [`DeclaredSchema`]).
+pub(crate) const SCHEMA_KEY: sluice_plugin::KeySpec = sluice_plugin::KeySpec::optional(
+    "schema",
+    sluice_plugin::KeyType::Table,
+    None,
+    "Column types by name, e.g. { Quantity = \"int64\" }; columns not listed are inferred",
+)
+.example("schema = { Quantity = \"int64\", InvoiceDate = \"timestamp\" }");
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,12 +55,14 @@ pub struct KeySpec {
     pub default: Option<&'static str>,
     /// One line of documentation.
     pub doc: &'static str,
+    /// How the key is written in a pipeline file, for the reference.
+    pub example: Option<&'static str>,
 }
 
 impl KeySpec {
     /// A required key.
     pub const fn required(name: &'static str, ty: KeyType, doc: &'static str) -> Self {
-        KeySpec { name, ty, required: true, default: None, doc }
+        KeySpec { name, ty, required: true, default: None, doc, example: None }
     }
 
     /// An optional key with a documented default.
@@ -70,6 +72,12 @@ impl KeySpec {
         default: Option<&'static str>,
         doc: &'static str,
     ) -> Self {
-        KeySpec { name, ty, required: false, default, doc }
+        KeySpec { name, ty, required: false, default, doc, example: None }
+    }
+
+    /// Adds an example of the key as written in a pipeline file.
+    pub const fn example(mut self, example: &'static str) -> Self {
+        self.example = Some(example);
+        self
     }
 }
