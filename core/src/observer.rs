@@ -97,12 +97,25 @@ impl RecordWriter {
         let store = self.store.clone();
         let handle = std::thread::Builder::new().name("run-record".into()).spawn(move || {
             let (lock, cv) = &*shared;
+            let mut last_write: Option<std::time::Instant> = None;
             loop {
                 let record = {
                     let Ok(mut p) = lock.lock() else { return };
                     while p.latest.is_none() && !p.done {
                         p = match cv.wait(p) {
                             Ok(p) => p,
+                            Err(_) => return,
+                        };
+                    }
+                    // Throttle, but wake at once when the run ends: it writes the final
+                    // record itself, and must not wait out a sleep here.
+                    while let Some(t) = last_write {
+                        let elapsed = t.elapsed();
+                        if p.done || elapsed >= FLUSH_EVERY {
+                            break;
+                        }
+                        p = match cv.wait_timeout(p, FLUSH_EVERY - elapsed) {
+                            Ok((p, _)) => p,
                             Err(_) => return,
                         };
                     }
@@ -117,7 +130,7 @@ impl RecordWriter {
                 {
                     p.errors.push(e.to_string());
                 }
-                std::thread::sleep(FLUSH_EVERY);
+                last_write = Some(std::time::Instant::now());
             }
         });
         if let (Ok(h), Ok(mut slot)) = (handle, self.flusher.lock()) {
