@@ -5,14 +5,16 @@ How to run (from the repo root):
 
     cargo build --profile bench-fast --bin sluice      # or set SLUICE_BIN=/path/to/sluice
     python3 -m venv bench/.venv && bench/.venv/bin/pip install pandas pyarrow polars kedro
-    bench/.venv/bin/python bench/runner_overhead.py              # full series (~10 min)
+    bench/.venv/bin/python bench/runner_overhead.py              # full series (~4 min on 2 cores)
     bench/.venv/bin/python bench/runner_overhead.py --quick      # fewer runs, for a smoke test
 
 Before each series the script waits (up to 20 min, polling every 15 s) until no rustc/cargo
 process runs and the 1-minute load average is below 1.0 (BENCH_NO_WAIT=1 skips the wait),
 and records the load average. Each series is one warm-up run, then N measured runs;
 figures are medians with (min–max). Results go to bench/out/runner_overhead.json and a
-Markdown summary to stdout.
+Markdown summary to stdout. State dirs live in a temp dir (TMPDIR=/dev/shm puts them on
+tmpfs) and are kept until the script ends, because deleting thousands of files slows the
+next file creations on ext4 without a journal (see bench/README.md).
 
 What it measures (all pipelines are generated into a temp dir; every `sluice run` is a new
 process with `--json`, timed from spawn to exit):

@@ -22,8 +22,11 @@ pub struct SqlError {
     pub offset: Option<usize>,
 }
 
+/// Cores to plan for, looked up once: `available_parallelism` reads cgroup files on every
+/// call, which showed up at 6 % of CPU in a 200-stage run.
 fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 /// The process-wide runtime SQL stages run on.
