@@ -35,7 +35,7 @@ pub mod state;
 pub use compile::{CompileOptions, compile};
 pub use diagnostic::{Diagnostic, Severity, SourceFile};
 pub use error::{CoreError, StageError};
-pub use registry::{Arity, Issue, Registry, StageKind};
+pub use registry::{Arity, Derived, Issue, Registry, StageKind};
 pub use spec::{Pipeline, StageSpec};
 pub use stage::{Input, Stage, StageContext};
 

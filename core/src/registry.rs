@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
+
 use sluice_plugin::{ConfigIssue, Connector, KeySpec};
 
 /// A problem a stage kind found in its config.
@@ -111,6 +113,50 @@ pub trait StageKind: Send + Sync {
 
     /// Builds the runtime stage.
     fn build(&self, stage: &StageSpec, registry: &Registry) -> Result<Box<dyn Stage>, StageError>;
+
+    /// The schema contract: the schema of each output, derived from the inputs' schemas
+    /// (`inputs[i]` belongs to `stage.inputs[i]`; `None` = not known before running), plus
+    /// every problem the schemas reveal — a column that does not exist, a type an operation
+    /// cannot take. Runs at `validate` and before every run, without touching data.
+    /// The default knows nothing.
+    fn derive_schemas(&self, stage: &StageSpec, inputs: &[Option<SchemaRef>], registry: &Registry) -> Derived {
+        let _ = (inputs, registry);
+        Derived::unknown(&stage.outputs)
+    }
+}
+
+/// What [`StageKind::derive_schemas`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Derived {
+    /// Schema per output name; `None` = not known before running.
+    pub outputs: Vec<(String, Option<SchemaRef>)>,
+    /// Problems found (unknown column, wrong type), pointing at config keys.
+    pub issues: Vec<Issue>,
+}
+
+impl Derived {
+    /// Every output unknown, no issues.
+    pub fn unknown(outputs: &[String]) -> Self {
+        Derived { outputs: outputs.iter().map(|o| (o.clone(), None)).collect(), issues: Vec::new() }
+    }
+
+    /// Every output has `schema` (or is unknown when `None`).
+    pub fn all(outputs: &[String], schema: Option<SchemaRef>) -> Self {
+        Derived { outputs: outputs.iter().map(|o| (o.clone(), schema.clone())).collect(), issues: Vec::new() }
+    }
+
+    /// Sets the schema of one output.
+    pub fn set(&mut self, output: &str, schema: Option<SchemaRef>) {
+        match self.outputs.iter_mut().find(|(o, _)| o == output) {
+            Some(slot) => slot.1 = schema,
+            None => self.outputs.push((output.to_string(), schema)),
+        }
+    }
+
+    /// Adds a problem.
+    pub fn issue(&mut self, issue: Issue) {
+        self.issues.push(issue);
+    }
 }
 
 /// Everything the runner knows by name.

@@ -124,6 +124,7 @@ impl StageKind for CollectKind {
             base_dir: &stage.base_dir,
             on_error: on_error(&stage.config),
             batch_size: batch_size(&stage.config),
+            incremental: None,
         };
         issues.extend(conn.check(&req).into_iter().map(Issue::from));
         issues
@@ -151,6 +152,7 @@ impl StageKind for CollectKind {
             base_dir: &stage.base_dir,
             on_error: on_error(&stage.config),
             batch_size: batch_size(&stage.config),
+            incremental: None,
         };
         Ok(Some(conn.sources(&req)?))
     }
@@ -223,6 +225,7 @@ impl Stage for CollectStage {
             base_dir: &ctx.spec.base_dir,
             on_error: self.on_error,
             batch_size: self.batch_size,
+            incremental: None,
         };
         let mut reader = self.connector.read(&req)?;
         let mut out = ctx.output(DEFAULT_OUTPUT, reader.schema())?;

@@ -26,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         base_dir: Path::new("."),
         on_error: OnError::Fail,
         batch_size,
+        incremental: None,
     };
     let mut best = f64::MAX;
     for run in 0..runs {

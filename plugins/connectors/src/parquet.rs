@@ -326,7 +326,7 @@ mod tests {
     fn read_all(dir: &Path, cfg: Value, batch_size: usize) -> Result<Vec<RecordBatch>, ConnectorError> {
         let cfg = cfg.as_object().unwrap().clone();
         let req =
-            ReadRequest { stage: "s", config: &cfg, base_dir: dir, on_error: OnError::Fail, batch_size };
+            ReadRequest { stage: "s", config: &cfg, base_dir: dir, on_error: OnError::Fail, batch_size, incremental: None };
         let mut r = ParquetConnector.read(&req)?;
         let mut out = Vec::new();
         while let Some(b) = r.next_batch() {
@@ -389,6 +389,7 @@ mod tests {
             base_dir: dir.path(),
             on_error: OnError::Fail,
             batch_size: 1,
+            incremental: None,
         };
         let issues = ParquetConnector.check(&req);
         assert_eq!(issues.len(), 1);

@@ -46,6 +46,22 @@ pub struct ReadRequest<'a> {
     pub on_error: OnError,
     /// Preferred number of rows per batch.
     pub batch_size: usize,
+    /// For an incremental collect: only rows with `column` greater than the watermark are
+    /// wanted. A connector that can push this down (a `WHERE` in a database query) should;
+    /// the collect stage filters whatever comes back again, so ignoring it is correct, only
+    /// slower.
+    pub incremental: Option<&'a Watermark>,
+}
+
+/// The high-water mark of an incremental collect: the greatest value of `column` already
+/// collected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watermark {
+    /// The column the watermark is kept on (`InvoiceDate`).
+    pub column: String,
+    /// The greatest value collected so far (`None` on the first run: fetch everything), as
+    /// JSON: a number, or a string for dates and timestamps (ISO 8601, `2011-12-09T12:50:00`).
+    pub after: Option<Value>,
 }
 
 impl ReadRequest<'_> {
@@ -113,6 +129,14 @@ pub trait Connector: Send + Sync {
 
     /// What the read depends on, for cache keys.
     fn sources(&self, req: &ReadRequest<'_>) -> Result<Sources, ConnectorError>;
+
+    /// The exact schema a read will produce when the config alone fixes it (every column
+    /// declared), without touching the source; `None` otherwise. Used by `sluice validate`
+    /// to check downstream stages before any data has been read.
+    fn declared_schema(&self, req: &ReadRequest<'_>) -> Option<SchemaRef> {
+        let _ = req;
+        None
+    }
 
     /// Opens a streaming reader.
     fn read(&self, req: &ReadRequest<'_>) -> Result<Box<dyn BatchReader>, ConnectorError>;

@@ -10,7 +10,7 @@ pub mod error;
 pub mod keys;
 pub mod types;
 
-pub use connector::{BatchReader, Connector, OnError, ReadRequest, Reject, Sources};
+pub use connector::{BatchReader, Connector, OnError, ReadRequest, Reject, Sources, Watermark};
 pub use error::{ConfigIssue, ConnectorError};
 pub use keys::{KeySpec, KeyType};
 pub use types::{parse_type_name, type_name};

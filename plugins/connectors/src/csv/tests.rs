@@ -61,7 +61,7 @@ fn run_with(
     batch_size: usize,
 ) -> Result<Out, ConnectorError> {
     let cfg = cfg.as_object().unwrap().clone();
-    let req = ReadRequest { stage: "s", config: &cfg, base_dir: dir, on_error, batch_size };
+    let req = ReadRequest { stage: "s", config: &cfg, base_dir: dir, on_error, batch_size, incremental: None };
     let mut r = open(&req, block)?;
     let mut batches = Vec::new();
     let mut rejects = Vec::new();
@@ -301,6 +301,7 @@ fn check_reports_globs_without_matches_and_misspelled_schema_columns() {
             base_dir: dir.path(),
             on_error: OnError::Fail,
             batch_size: 10,
+            incremental: None,
         };
         CsvConnector.check(&req)
     };
@@ -331,6 +332,7 @@ fn sources_lists_the_matched_files() {
         base_dir: dir.path(),
         on_error: OnError::Fail,
         batch_size: 10,
+        incremental: None,
     };
     let Sources::Files(files) = CsvConnector.sources(&req).unwrap() else { panic!() };
     assert_eq!(files, [dir.path().join("a.csv"), dir.path().join("b.csv")]);
@@ -515,6 +517,7 @@ fn reads_the_online_retail_file() {
         base_dir: Path::new("."),
         on_error: OnError::Fail,
         batch_size: 65_536,
+        incremental: None,
     };
     let mut r = CsvConnector.read(&req).unwrap();
     let schema = r.schema();
@@ -567,6 +570,7 @@ fn dropping_a_reader_early_does_not_hang_or_leak_errors() {
         base_dir: dir.path(),
         on_error: OnError::Fail,
         batch_size: 10,
+        incremental: None,
     };
     let mut r = open(&req, 64).unwrap();
     assert_eq!(r.next_batch().unwrap().unwrap().num_rows(), 10);
@@ -584,6 +588,7 @@ fn after_an_error_the_reader_ends() {
         base_dir: dir.path(),
         on_error: OnError::Fail,
         batch_size: 10,
+        incremental: None,
     };
     let mut r = open(&req, 2).unwrap();
     assert!(r.next_batch().unwrap().is_err());
