@@ -46,7 +46,8 @@ pub enum GraphFormatArg {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check pipeline files without touching data (exit 0 valid, 2 invalid).
+    /// Check pipeline files, including columns and types against known schemas, without
+    /// running anything (exit 0 valid, 2 invalid).
     Validate {
         /// Pipeline files.
         #[arg(required = true)]
@@ -57,6 +58,10 @@ pub enum Command {
         /// Diagnostics as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// Also open every source and check its real schema against the pipeline (reads
+        /// only the first batch of each source; runs nothing).
+        #[arg(long)]
+        data: bool,
     },
     /// Validate, plan and execute a pipeline.
     Run(RunArgs),

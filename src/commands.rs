@@ -10,6 +10,7 @@ use sluice_core::graph::{GraphFormat, render};
 use sluice_core::observer::{RecordWriter, RunObserver};
 use sluice_core::plan::{Action, Plan, PlanOptions, plan};
 use sluice_core::record::{CacheStatus, RunRecord, RunStatus, RunStore, StageStatus};
+use sluice_core::schema::{Probe, Recorded, SourceSchemas, derive_pipeline};
 use sluice_core::state::{StateLock, resolve_state_dir};
 use sluice_core::{CompileOptions, CoreError, Diagnostic, Pipeline, Registry, SourceFile, compile};
 
@@ -22,7 +23,7 @@ pub fn dispatch(cli: Cli) -> Outcome {
     let state_dir = resolve_state_dir(cli.state_dir.as_deref());
     let quiet = cli.quiet;
     match cli.command {
-        Command::Validate { files, params, json } => validate(&files, &params, json),
+        Command::Validate { files, params, json, data } => validate(&files, &params, json, data, &state_dir),
         Command::Run(args) => run(&args, &state_dir, quiet, cli.state_dir.as_deref()),
         Command::Plan { file, params, force, force_all, stage, with_deps, json } => {
             let opts = PlanOptions { force, force_all, only: stage, with_deps };
@@ -81,13 +82,24 @@ fn load_or_report(file: &Path, params: &[String], registry: &Registry) -> Option
     }
 }
 
-fn validate(files: &[PathBuf], params: &[String], as_json: bool) -> Outcome {
+fn validate(files: &[PathBuf], params: &[String], as_json: bool, data: bool, state_dir: &Path) -> Outcome {
     let registry = sluice_stages::registry();
     let mut all_ok = true;
     let mut reports = Vec::new();
     for file in files {
         let (ok, diags) = match load(file, params, &registry) {
-            Ok(p) => (true, p.warnings),
+            Ok(p) => {
+                // Column names and types against the schemas known without running: declared,
+                // recorded by the last run, or (with --data) read from the sources.
+                let recorded = Recorded::load(state_dir, &p.name);
+                let probe = Probe { registry: &registry };
+                let sources: &dyn SourceSchemas = if data { &probe } else { &recorded };
+                let (_, schema_diags) = derive_pipeline(&p, &registry, sources);
+                let ok = schema_diags.iter().all(|d| !d.is_error());
+                let mut diags = p.warnings;
+                diags.extend(schema_diags);
+                (ok, diags)
+            }
             Err(d) => (false, d),
         };
         all_ok &= ok;

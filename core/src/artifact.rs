@@ -6,16 +6,23 @@
 //! removes.
 
 use std::fs::{self, File};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use indexmap::IndexMap;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
@@ -145,28 +152,127 @@ impl ArtifactStore {
     }
 }
 
-/// Parquet settings for every artifact: zstd (fast level), dictionary pages, moderate row
-/// groups so readers can parallelise.
+/// Rows per Parquet row group. Each full row group is encoded as soon as it is complete,
+/// its columns in parallel, while the stage keeps producing.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Parquet settings for every artifact: zstd (fast level), dictionary pages.
 fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
-        .set_max_row_group_row_count(Some(256 * 1024))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build()
 }
 
-/// Streams one output to Parquet on a background thread, keeping the batches in memory too
-/// while they fit the budget (so downstream stages in the same run need not re-read).
+/// The Parquet file being written: a file writer plus the factory of per-column encoders.
+struct ParquetSink {
+    writer: SerializedFileWriter<BufWriter<File>>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    row_groups: usize,
+}
+
+impl ParquetSink {
+    fn create(path: &Path, schema: SchemaRef) -> Result<Self, ParquetError> {
+        let file = File::create(path).map_err(|e| ParquetError::External(Box::new(e)))?;
+        // ArrowWriter embeds the Arrow schema in the footer (exact types on read-back);
+        // its lower half then lets us encode columns in parallel.
+        let arrow = ArrowWriter::try_new(
+            BufWriter::with_capacity(1 << 20, file),
+            schema.clone(),
+            Some(writer_properties()),
+        )?;
+        let (writer, factory) = arrow.into_serialized_writer()?;
+        Ok(ParquetSink { writer, factory, schema, row_groups: 0 })
+    }
+
+    /// Encodes `batches` as one row group: every column on its own rayon task, then the
+    /// column chunks appended in schema order.
+    fn write_row_group(&mut self, batches: &[RecordBatch]) -> Result<(), ParquetError> {
+        let writers = self.factory.create_column_writers(self.row_groups)?;
+        // Group the leaf writers by top-level field (a nested field has several leaves).
+        let mut per_field: Vec<Vec<ArrowColumnWriter>> = Vec::with_capacity(self.schema.fields().len());
+        let mut writers = writers.into_iter();
+        for field in self.schema.fields() {
+            let leaves = leaf_count(field.data_type());
+            per_field.push(writers.by_ref().take(leaves).collect());
+        }
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let encode = |(i, mut field_writers): (usize, Vec<ArrowColumnWriter>)| {
+            let field = self.schema.field(i);
+            for batch in batches {
+                let leaves = compute_leaves(field, batch.column(i))?;
+                for (w, leaf) in field_writers.iter_mut().zip(leaves.iter()) {
+                    w.write(leaf)?;
+                }
+            }
+            field_writers.into_iter().map(ArrowColumnWriter::close).collect::<Result<Vec<_>, _>>()
+        };
+        let chunks: Vec<Result<Vec<ArrowColumnChunk>, ParquetError>> = if rows >= 16 * 1024 {
+            per_field.into_iter().enumerate().collect::<Vec<_>>().into_par_iter().map(encode).collect()
+        } else {
+            // Not worth a task switch for a few rows.
+            per_field.into_iter().enumerate().map(encode).collect()
+        };
+        let mut group = self.writer.next_row_group()?;
+        for field_chunks in chunks {
+            for chunk in field_chunks? {
+                chunk.append_to_row_group(&mut group)?;
+            }
+        }
+        group.close()?;
+        self.row_groups += 1;
+        Ok(())
+    }
+
+    fn close(self) -> Result<(), ParquetError> {
+        let mut inner = self.writer.into_inner()?;
+        inner.flush().map_err(|e| ParquetError::External(Box::new(e)))
+    }
+}
+
+/// Parquet leaf columns under one Arrow type.
+fn leaf_count(ty: &DataType) -> usize {
+    match ty {
+        DataType::Struct(fields) => fields.iter().map(|f| leaf_count(f.data_type())).sum(),
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f) => leaf_count(f.data_type()),
+        DataType::Map(f, _) => leaf_count(f.data_type()),
+        DataType::Dictionary(_, v) => leaf_count(v),
+        _ => 1,
+    }
+}
+
+/// Where encoding happens: inline for small outputs (most stages of a pipeline — no thread
+/// to start), on a background thread once a first full row group exists.
+enum Encoder {
+    Inline(Option<Box<ParquetSink>>),
+    Background {
+        tx: Option<SyncSender<Vec<RecordBatch>>>,
+        handle: Option<JoinHandle<Result<(), ParquetError>>>,
+    },
+}
+
+/// Streams one output to Parquet, keeping the batches in memory too while they fit the
+/// budget (so downstream stages in the same run need not re-read).
 pub struct OutputWriter {
     name: String,
     schema: SchemaRef,
     tmp_path: PathBuf,
     final_path: PathBuf,
-    tx: Option<SyncSender<RecordBatch>>,
-    handle: Option<JoinHandle<Result<(), parquet::errors::ParquetError>>>,
+    encoder: Encoder,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
     rows: u64,
     retained: Option<Vec<RecordBatch>>,
     retained_bytes: usize,
     budget: usize,
+    /// For a partitioned output: its directory in tmp, and the rows of the parts carried
+    /// over from the previous artifact.
+    partitioned: Option<(PathBuf, u64)>,
 }
 
 impl std::fmt::Debug for OutputWriter {
@@ -186,30 +292,81 @@ impl OutputWriter {
     ) -> Result<Self, StageError> {
         let file_name = format!("{name}.parquet");
         let tmp_path = tmp_dir.join(&file_name);
-        let file = File::create(&tmp_path).map_err(|e| StageError::io(&tmp_path, e))?;
-        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()))
+        let sink = ParquetSink::create(&tmp_path, schema.clone())
             .map_err(|source| StageError::Parquet { path: tmp_path.clone(), source })?;
-        let (tx, rx) = sync_channel::<RecordBatch>(4);
-        let handle = std::thread::Builder::new()
-            .name(format!("write-{name}"))
-            .spawn(move || {
-                for batch in rx {
-                    writer.write(&batch)?;
-                }
-                writer.close().map(|_| ())
-            })
-            .map_err(|e| StageError::io(&tmp_path, e))?;
         Ok(OutputWriter {
             name: name.to_string(),
             schema,
             tmp_path,
             final_path: final_dir.join(file_name),
-            tx: Some(tx),
-            handle: Some(handle),
+            encoder: Encoder::Inline(Some(Box::new(sink))),
+            pending: Vec::new(),
+            pending_rows: 0,
             rows: 0,
             retained: Some(Vec::new()),
             retained_bytes: 0,
             budget: memory_budget,
+            partitioned: None,
+        })
+    }
+
+    /// Starts a partitioned output `name/`: the Parquet files of `carried` (a previous
+    /// artifact's data) are hard-linked in as the first parts — nothing is re-read or
+    /// copied — and what is written becomes the next part.
+    pub fn create_partitioned(
+        name: &str,
+        schema: SchemaRef,
+        tmp_dir: &Path,
+        final_dir: &Path,
+        carried: Option<&Dataset>,
+    ) -> Result<Self, StageError> {
+        let dir = tmp_dir.join(name);
+        fs::create_dir_all(&dir).map_err(|e| StageError::io(&dir, e))?;
+        let mut n = 0usize;
+        let mut carried_rows = 0;
+        if let Some(prev) = carried {
+            if prev.schema.fields() != schema.fields() {
+                return Err(StageError::Failed(format!(
+                    "the data collected so far has columns {:?}, but the source now has {:?}; \
+                     run once without `incremental` to start over",
+                    prev.schema
+                        .fields()
+                        .iter()
+                        .map(|f| format!("{} {}", f.name(), f.data_type()))
+                        .collect::<Vec<_>>(),
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| format!("{} {}", f.name(), f.data_type()))
+                        .collect::<Vec<_>>(),
+                )));
+            }
+            for file in prev.files()? {
+                let dest = dir.join(format!("part-{n:05}.parquet"));
+                if fs::hard_link(&file, &dest).is_err() {
+                    fs::copy(&file, &dest).map_err(|e| StageError::io(&dest, e))?;
+                }
+                n += 1;
+            }
+            carried_rows = prev.rows;
+        }
+        let part = dir.join(format!("part-{n:05}.parquet"));
+        let sink = ParquetSink::create(&part, schema.clone())
+            .map_err(|source| StageError::Parquet { path: part.clone(), source })?;
+        Ok(OutputWriter {
+            name: name.to_string(),
+            schema,
+            tmp_path: part,
+            final_path: final_dir.join(name),
+            encoder: Encoder::Inline(Some(Box::new(sink))),
+            pending: Vec::new(),
+            pending_rows: 0,
+            rows: 0,
+            // Downstream reads the accumulated parts from disk.
+            retained: None,
+            retained_bytes: 0,
+            budget: 0,
+            partitioned: Some((dir, carried_rows)),
         })
     }
 
@@ -223,7 +380,7 @@ impl OutputWriter {
         &self.schema
     }
 
-    /// Rows written so far.
+    /// Rows written so far (by this run: carried-over parts are not counted).
     pub fn rows(&self) -> u64 {
         self.rows
     }
@@ -250,28 +407,87 @@ impl OutputWriter {
                 self.retained = None;
             }
         }
-        let sent = self.tx.as_ref().map(|tx| tx.send(batch));
-        if !matches!(sent, Some(Ok(()))) {
-            // The writer thread stopped: finish() reports its error.
-            return self.join().map(|_| ());
+        self.pending_rows += batch.num_rows();
+        self.pending.push(batch);
+        if self.pending_rows >= ROW_GROUP_ROWS {
+            let group = std::mem::take(&mut self.pending);
+            self.pending_rows = 0;
+            self.send(group)?;
         }
         Ok(())
     }
 
-    fn join(&mut self) -> Result<u64, StageError> {
-        self.tx = None;
-        let handle =
-            self.handle.take().ok_or_else(|| StageError::Internal("output writer joined twice".into()))?;
-        match handle.join() {
-            Ok(Ok(())) => Ok(self.rows),
-            Ok(Err(source)) => Err(StageError::Parquet { path: self.tmp_path.clone(), source }),
-            Err(_) => Err(StageError::Internal(format!("the writer thread of `{}` panicked", self.name))),
+    /// Hands a full row group to the background encoder, starting it on first use.
+    fn send(&mut self, group: Vec<RecordBatch>) -> Result<(), StageError> {
+        if let Encoder::Inline(sink) = &mut self.encoder {
+            let mut sink =
+                sink.take().ok_or_else(|| StageError::Internal("output writer used after failure".into()))?;
+            let (tx, rx) = sync_channel::<Vec<RecordBatch>>(2);
+            let handle = std::thread::Builder::new()
+                .name(format!("write-{}", self.name))
+                .spawn(move || {
+                    for group in rx {
+                        sink.write_row_group(&group)?;
+                    }
+                    sink.close()
+                })
+                .map_err(|e| StageError::io(&self.tmp_path, e))?;
+            self.encoder = Encoder::Background { tx: Some(tx), handle: Some(handle) };
+        }
+        if let Encoder::Background { tx, .. } = &self.encoder {
+            let sent = tx.as_ref().map(|tx| tx.send(group));
+            if !matches!(sent, Some(Ok(()))) {
+                // The encoder stopped: joining reports its error.
+                return self.close_file();
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is pending and closes the file.
+    fn close_file(&mut self) -> Result<(), StageError> {
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        let path = self.tmp_path.clone();
+        let parquet = |source| StageError::Parquet { path: path.clone(), source };
+        match &mut self.encoder {
+            Encoder::Inline(sink) => {
+                let mut sink =
+                    sink.take().ok_or_else(|| StageError::Internal("output writer closed twice".into()))?;
+                if !pending.is_empty() {
+                    sink.write_row_group(&pending).map_err(parquet)?;
+                }
+                sink.close().map_err(parquet)
+            }
+            Encoder::Background { tx, handle } => {
+                if !pending.is_empty()
+                    && let Some(t) = tx.as_ref()
+                {
+                    // A send error means the thread already failed; the join below says why.
+                    let _ = t.send(pending);
+                }
+                *tx = None;
+                let handle =
+                    handle.take().ok_or_else(|| StageError::Internal("output writer closed twice".into()))?;
+                match handle.join() {
+                    Ok(result) => result.map_err(parquet),
+                    Err(_) => {
+                        Err(StageError::Internal(format!("the writer thread of `{}` panicked", self.name)))
+                    }
+                }
+            }
         }
     }
 
     /// Finishes the file and returns the dataset as downstream stages will see it.
     pub fn finish(mut self) -> Result<(OutputInfo, Dataset), StageError> {
-        self.join()?;
+        self.close_file()?;
+        if let Some((dir, carried)) = self.partitioned.take() {
+            let mut ds = Dataset::open(&dir)?;
+            let info = OutputInfo { file: self.name.clone(), rows: carried + self.rows, bytes: ds.bytes };
+            ds.path = self.final_path.clone();
+            return Ok((info, ds));
+        }
         let bytes = fs::metadata(&self.tmp_path).map_err(|e| StageError::io(&self.tmp_path, e))?.len();
         let info = OutputInfo { file: format!("{}.parquet", self.name), rows: self.rows, bytes };
         let ds = match self.retained.take() {
@@ -289,8 +505,11 @@ impl OutputWriter {
 
 impl Drop for OutputWriter {
     fn drop(&mut self) {
-        // Closing the channel lets the thread end; an unfinished file stays in tmp/ only.
-        self.tx = None;
+        // Closing the channel lets a background encoder end; an unfinished file stays in
+        // tmp/ only.
+        if let Encoder::Background { tx, .. } = &mut self.encoder {
+            *tx = None;
+        }
     }
 }
 
@@ -362,5 +581,51 @@ mod tests {
         w.write(b).unwrap();
         drop(w);
         assert!(!store.exists("k2"));
+    }
+
+    #[test]
+    fn large_and_nested_outputs_round_trip_across_row_groups() {
+        use arrow::array::{Array, ArrayRef, ListArray, StructArray};
+        use arrow::datatypes::Int32Type;
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::new(dir.path());
+        let tmp = store.begin("k3", "r1", "s").unwrap();
+        // Enough rows for several row groups, so the background encoder runs.
+        let n = (ROW_GROUP_ROWS * 3 + 1234) as i64;
+        let base = batch(n);
+        let list = ListArray::from_iter_primitive::<Int32Type, _, _>(
+            (0..n).map(|i| (i % 5 != 0).then(|| vec![Some(i as i32), None, Some(1)])),
+        );
+        let inner = StructArray::from(vec![(
+            Arc::new(Field::new("x", DataType::Int64, false)),
+            Arc::new(Int64Array::from_iter_values((0..n).map(|i| i * 2))) as ArrayRef,
+        )]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("tags", list.data_type().clone(), true),
+            Field::new("inner", inner.data_type().clone(), false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let full = RecordBatch::try_new(
+            schema.clone(),
+            vec![base.column(0).clone(), Arc::new(list), Arc::new(inner), base.column(1).clone()],
+        )
+        .unwrap();
+        let mut w = OutputWriter::create("data", schema.clone(), &tmp, &store.dir("k3"), 0).unwrap();
+        let mut offset = 0;
+        while offset < n as usize {
+            let len = 10_000.min(n as usize - offset);
+            w.write(full.slice(offset, len)).unwrap();
+            offset += len;
+        }
+        let (info, ds) = w.finish().unwrap();
+        assert_eq!(info.rows, n as u64);
+        let file = File::open(tmp.join("data.parquet")).unwrap();
+        let meta = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        assert!(meta.metadata().num_row_groups() >= 3, "row groups: {}", meta.metadata().num_row_groups());
+        let mut ds = ds;
+        ds.path = tmp.join("data.parquet");
+        let back = arrow::compute::concat_batches(&schema, &ds.read_all().unwrap()).unwrap();
+        assert_eq!(back, full);
     }
 }

@@ -11,12 +11,13 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::StageError;
 
-/// One named output of a stage.
+/// One named output of a stage: a Parquet file, or a directory of Parquet parts (an
+/// incremental collect's accumulated data, one part per run).
 #[derive(Debug, Clone)]
 pub struct Dataset {
     /// Schema of every batch.
     pub schema: SchemaRef,
-    /// Where the Parquet artifact lives (final path, after commit).
+    /// Where the Parquet artifact lives (final path, after commit): a file or a directory.
     pub path: PathBuf,
     /// Row count.
     pub rows: u64,
@@ -40,8 +41,22 @@ impl Dataset {
         Dataset { schema, path, rows, bytes, memory: Some(Arc::new(batches)) }
     }
 
-    /// Opens a Parquet artifact (reads only its footer).
+    /// Opens a Parquet artifact, a file or a directory of parts (reads only footers).
     pub fn open(path: &Path) -> Result<Self, StageError> {
+        if path.is_dir() {
+            let parts = parts(path)?;
+            let first = parts
+                .first()
+                .ok_or_else(|| StageError::Internal(format!("{} holds no Parquet part", path.display())))?;
+            let mut ds = Dataset::open(first)?;
+            for part in &parts[1..] {
+                let more = Dataset::open(part)?;
+                ds.rows += more.rows;
+                ds.bytes += more.bytes;
+            }
+            ds.path = path.to_path_buf();
+            return Ok(ds);
+        }
         let file = File::open(path).map_err(|e| StageError::io(path, e))?;
         let bytes = file.metadata().map_err(|e| StageError::io(path, e))?.len();
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -68,18 +83,39 @@ impl Dataset {
             let mem = Arc::clone(mem);
             return Ok(Box::new((0..mem.len()).map(move |i| Ok(mem[i].clone()))));
         }
-        let path = self.path.clone();
-        let file = File::open(&path).map_err(|e| StageError::io(&path, e))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.with_batch_size(READ_BATCH).build())
-            .map_err(|source| StageError::Parquet { path: path.clone(), source })?;
-        Ok(Box::new(
-            reader.map(move |r| r.map_err(|e| StageError::arrow(format!("reading {}", path.display()), e))),
-        ))
+        let files = if self.path.is_dir() { parts(&self.path)? } else { vec![self.path.clone()] };
+        let mut readers = Vec::with_capacity(files.len());
+        for path in files {
+            let file = File::open(&path).map_err(|e| StageError::io(&path, e))?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .and_then(|b| b.with_batch_size(READ_BATCH).build())
+                .map_err(|source| StageError::Parquet { path: path.clone(), source })?;
+            readers
+                .push(reader.map(move |r| {
+                    r.map_err(|e| StageError::arrow(format!("reading {}", path.display()), e))
+                }));
+        }
+        Ok(Box::new(readers.into_iter().flatten()))
+    }
+
+    /// The Parquet files holding the data, in order.
+    pub fn files(&self) -> Result<Vec<PathBuf>, StageError> {
+        if self.path.is_dir() { parts(&self.path) } else { Ok(vec![self.path.clone()]) }
     }
 
     /// All batches at once (for small data and tests).
     pub fn read_all(&self) -> Result<Vec<RecordBatch>, StageError> {
         self.batches()?.collect()
     }
+}
+
+/// The `*.parquet` parts of a partitioned output, in name order (`part-00000.parquet`, …).
+fn parts(dir: &Path) -> Result<Vec<PathBuf>, StageError> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| StageError::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    out.sort();
+    Ok(out)
 }

@@ -221,11 +221,22 @@ pub fn execute(
                 let redactor = &p.redactor;
                 let seed = p.seed;
                 let budget = opts.memory_budget;
+                let previous_key = state.stages.get(&ps.name).map(|s| s.cache_key.clone());
                 scope.spawn(move || {
                     let t = Instant::now();
                     let result = catch_unwind(AssertUnwindSafe(|| {
                         run_stage(
-                            spec, registry, &inputs, store, &key, run_id, seed, redactor, budget, observers,
+                            spec,
+                            registry,
+                            &inputs,
+                            store,
+                            &key,
+                            run_id,
+                            seed,
+                            redactor,
+                            budget,
+                            observers,
+                            previous_key,
                         )
                     }))
                     .unwrap_or_else(|panic| {
@@ -386,10 +397,16 @@ fn run_stage(
     redactor: &crate::redact::Redactor,
     memory_budget: usize,
     observers: &[&dyn RunObserver],
+    previous_key: Option<String>,
 ) -> Result<Done, StageError> {
     let kind = registry
         .kind(&spec.kind)
         .ok_or_else(|| StageError::Internal(format!("unknown kind `{}`", spec.kind)))?;
+    if !inputs.is_empty() {
+        // The schema contract against the data as it really is, before any work is done.
+        let schemas: Vec<_> = inputs.iter().map(|x| Some(x.dataset.schema.clone())).collect();
+        crate::schema::check_inputs(spec, registry, &schemas)?;
+    }
     let stage = kind.build(spec, registry)?;
     let tmp = store.begin(key, run_id, &spec.name)?;
     let mut ctx = StageContext {
@@ -403,6 +420,8 @@ fn run_stage(
         outputs: IndexMap::new(),
         metrics: Default::default(),
         observers,
+        previous_key,
+        store: Some(store.clone()),
     };
     let result = stage.run(&mut ctx, inputs).and_then(|()| {
         let missing: Vec<&String> = spec.outputs.iter().filter(|o| !ctx.outputs.contains_key(*o)).collect();

@@ -10,6 +10,7 @@
 //! - [`artifact`], [`dataset`] Parquet artifacts written atomically; outputs as inputs
 //! - [`record`] run records; [`observer`] one interface for progress and records
 //! - [`state`] state dir layout, locks, fingerprints; [`gc`] housekeeping
+//! - [`schema`] schema contracts: output schemas derived before running, checked again at run time
 //! - [`registry`], [`stage`] the traits stage kinds implement; [`cron`] schedules
 
 pub mod artifact;
@@ -28,6 +29,7 @@ pub mod plan;
 pub mod record;
 pub mod redact;
 pub mod registry;
+pub mod schema;
 pub mod spec;
 pub mod stage;
 pub mod state;
@@ -37,7 +39,7 @@ pub use diagnostic::{Diagnostic, Severity, SourceFile};
 pub use error::{CoreError, StageError};
 pub use registry::{Arity, Derived, Issue, Registry, StageKind};
 pub use spec::{Pipeline, StageSpec};
-pub use stage::{Input, Stage, StageContext};
+pub use stage::{Input, Previous, Stage, StageContext};
 
 /// Re-exported so stage kinds use the same SDK types.
 pub use sluice_plugin;

@@ -64,7 +64,10 @@ pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(20
 
 #[derive(Debug, Default)]
 struct Pending {
-    latest: Option<RunRecord>,
+    /// The writer's own copy of the record; stage events patch one stage of it, so the
+    /// executor thread never copies the whole record (that grew with the pipeline).
+    record: Option<RunRecord>,
+    dirty: bool,
     done: bool,
     errors: Vec<String>,
 }
@@ -101,7 +104,7 @@ impl RecordWriter {
             loop {
                 let record = {
                     let Ok(mut p) = lock.lock() else { return };
-                    while p.latest.is_none() && !p.done {
+                    while !p.dirty && !p.done {
                         p = match cv.wait(p) {
                             Ok(p) => p,
                             Err(_) => return,
@@ -122,7 +125,8 @@ impl RecordWriter {
                     if p.done {
                         return;
                     }
-                    p.latest.take()
+                    p.dirty = false;
+                    p.record.clone()
                 };
                 if let Some(r) = record
                     && let Err(e) = store.save(&r)
@@ -141,7 +145,7 @@ impl RecordWriter {
     fn stop_flusher(&self) {
         if let Ok(mut p) = self.shared.0.lock() {
             p.done = true;
-            p.latest = None;
+            p.dirty = false;
         }
         self.shared.1.notify_all();
         if let Some(h) = self.flusher.lock().ok().and_then(|mut s| s.take()) {
@@ -155,11 +159,24 @@ impl RunObserver for RecordWriter {
         match event {
             RunEvent::RunStarted { run } => {
                 self.save_now(run);
+                if let Ok(mut p) = self.shared.0.lock() {
+                    p.record = Some((*run).clone());
+                }
                 self.start_flusher();
             }
-            RunEvent::StageStarted { run, .. } | RunEvent::StageFinished { run, .. } => {
+            RunEvent::StageStarted { stage, run } | RunEvent::StageFinished { stage, run } => {
                 if let Ok(mut p) = self.shared.0.lock() {
-                    p.latest = Some((*run).clone());
+                    let patched = p
+                        .record
+                        .as_mut()
+                        .and_then(|r| r.stages.iter_mut().find(|s| s.name == stage.name))
+                        .map(|slot| *slot = (*stage).clone())
+                        .is_some();
+                    if !patched {
+                        // A stage the start record did not list: take the whole record.
+                        p.record = Some((*run).clone());
+                    }
+                    p.dirty = true;
                 }
                 self.shared.1.notify_one();
             }

@@ -119,9 +119,26 @@ pub trait StageKind: Send + Sync {
     /// every problem the schemas reveal — a column that does not exist, a type an operation
     /// cannot take. Runs at `validate` and before every run, without touching data.
     /// The default knows nothing.
-    fn derive_schemas(&self, stage: &StageSpec, inputs: &[Option<SchemaRef>], registry: &Registry) -> Derived {
+    fn derive_schemas(
+        &self,
+        stage: &StageSpec,
+        inputs: &[Option<SchemaRef>],
+        registry: &Registry,
+    ) -> Derived {
         let _ = (inputs, registry);
         Derived::unknown(&stage.outputs)
+    }
+
+    /// Reads just enough of the stage's source to know the schema of `output`, for
+    /// `sluice validate --data`. Kinds that read no external source return `Ok(None)`.
+    fn probe_schema(
+        &self,
+        stage: &StageSpec,
+        output: &str,
+        registry: &Registry,
+    ) -> Result<Option<SchemaRef>, StageError> {
+        let _ = (stage, output, registry);
+        Ok(None)
     }
 }
 

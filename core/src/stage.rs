@@ -45,6 +45,18 @@ pub struct StageContext<'a> {
     pub(crate) outputs: IndexMap<String, (OutputInfo, Dataset)>,
     pub(crate) metrics: serde_json::Map<String, serde_json::Value>,
     pub(crate) observers: &'a [&'a dyn RunObserver],
+    pub(crate) previous_key: Option<String>,
+    pub(crate) store: Option<crate::artifact::ArtifactStore>,
+}
+
+/// The artifact this stage committed in its last successful run (for stages that build on
+/// their own history, like an incremental collect).
+#[derive(Debug, Clone)]
+pub struct Previous {
+    /// Its manifest (metrics include what the stage recorded, e.g. a watermark).
+    pub manifest: crate::artifact::Manifest,
+    /// Its outputs.
+    pub outputs: IndexMap<String, Dataset>,
 }
 
 impl std::fmt::Debug for StageContext<'_> {
@@ -63,6 +75,32 @@ impl<'a> StageContext<'a> {
             )));
         }
         OutputWriter::create(name, schema, &self.tmp_dir, &self.final_dir, self.memory_budget)
+    }
+
+    /// Starts a partitioned output that continues `carried` (from [`StageContext::previous`]):
+    /// the old parts are linked in, what is written becomes a new part.
+    pub fn output_partitioned(
+        &mut self,
+        name: &str,
+        schema: SchemaRef,
+        carried: Option<&Dataset>,
+    ) -> Result<OutputWriter, StageError> {
+        if !self.spec.outputs.iter().any(|o| o == name) {
+            return Err(StageError::Internal(format!(
+                "stage `{}` wrote undeclared output `{name}`",
+                self.spec.name
+            )));
+        }
+        OutputWriter::create_partitioned(name, schema, &self.tmp_dir, &self.final_dir, carried)
+    }
+
+    /// The artifact of this stage's last successful run, if it still exists (read on
+    /// demand: most stages never ask).
+    pub fn previous(&self) -> Option<Previous> {
+        let key = self.previous_key.as_deref()?;
+        let store = self.store.as_ref()?;
+        let (manifest, outputs) = store.open_outputs(key).ok()?;
+        Some(Previous { manifest, outputs })
     }
 
     /// Completes an output started with [`StageContext::output`].

@@ -10,8 +10,10 @@ use serde_json::{Map, Value};
 use sluice_core::registry::{Arity, Issue};
 use sluice_core::spec::DEFAULT_OUTPUT;
 use sluice_core::stage::{Input, Stage, StageContext};
-use sluice_core::{Registry, StageError, StageKind, StageSpec};
+use sluice_core::{Derived, Registry, StageError, StageKind, StageSpec};
 use sluice_plugin::{Connector, KeySpec, KeyType, OnError, ReadRequest, Reject, Sources};
+
+use crate::incremental::IncrementalRead;
 
 /// Keys the collect stage itself takes (the connector adds its own).
 pub const COLLECT_KEYS: &[KeySpec] = &[
@@ -27,6 +29,12 @@ pub const COLLECT_KEYS: &[KeySpec] = &[
         "Unreadable rows: \"fail\" the stage, \"skip\" them (counted), or \"quarantine\" them into the `rejects` output.",
     ).example("on_error = \"quarantine\""),
     KeySpec::optional("batch_size", KeyType::Integer, Some("65536"), "Rows per batch while streaming.").example("batch_size = 8192"),
+    KeySpec::optional(
+        "incremental",
+        KeyType::Table,
+        None,
+        "Collect only rows whose `column` is greater than the greatest value collected so far (the watermark); the output is the accumulated data, one Parquet part per run.",
+    ).example("incremental = { column = \"InvoiceDate\" }"),
 ];
 
 const DEFAULT_BATCH: usize = 65536;
@@ -49,6 +57,11 @@ fn on_error(config: &Map<String, Value>) -> OnError {
 
 fn batch_size(config: &Map<String, Value>) -> usize {
     config.get("batch_size").and_then(Value::as_u64).filter(|&n| n > 0).map_or(DEFAULT_BATCH, |n| n as usize)
+}
+
+/// The watermark column of an incremental collect.
+fn incremental_column(config: &Map<String, Value>) -> Option<&str> {
+    config.get("incremental")?.get("column")?.as_str()
 }
 
 fn connector<'r>(stage: &StageSpec, registry: &'r Registry) -> Option<&'r Arc<dyn Connector>> {
@@ -100,6 +113,34 @@ impl StageKind for CollectKind {
                 "on_error",
                 format!("`on_error` must be \"fail\", \"skip\" or \"quarantine\", not \"{v}\""),
             ));
+        }
+        if let Some(inc) = stage.config.get("incremental") {
+            match inc.as_object() {
+                Some(t) => {
+                    for k in t.keys().filter(|k| k.as_str() != "column") {
+                        issues.push(
+                            Issue::new(
+                                format!("incremental.{k}"),
+                                format!("unknown key `{k}` in `incremental`"),
+                            )
+                            .with_help("`incremental` takes one key: column"),
+                        );
+                    }
+                    if !t.get("column").is_some_and(Value::is_string) {
+                        issues.push(
+                            Issue::new(
+                                "incremental",
+                                "`incremental` needs `column`, the column the watermark is kept on",
+                            )
+                            .with_help("e.g. incremental = { column = \"InvoiceDate\" }"),
+                        );
+                    }
+                }
+                None => issues.push(
+                    Issue::new("incremental", "`incremental` must be a table")
+                        .with_help("e.g. incremental = { column = \"InvoiceDate\" }"),
+                ),
+            }
         }
         if stage.config.get("batch_size").and_then(Value::as_i64).is_some_and(|n| n <= 0) {
             issues.push(Issue::new("batch_size", "`batch_size` must be at least 1"));
@@ -174,8 +215,88 @@ impl StageKind for CollectKind {
             config: connector_config(&stage.config),
             on_error: on_error(&stage.config),
             batch_size: batch_size(&stage.config),
+            incremental: incremental_column(&stage.config).map(str::to_string),
         }))
     }
+
+    fn derive_schemas(
+        &self,
+        stage: &StageSpec,
+        _inputs: &[Option<SchemaRef>],
+        registry: &Registry,
+    ) -> Derived {
+        let mut d = Derived::unknown(&stage.outputs);
+        if stage.outputs.iter().any(|o| o == "rejects") {
+            d.set("rejects", Some(rejects_schema()));
+        }
+        let Some(conn) = connector(stage, registry) else { return d };
+        let cfg = connector_config(&stage.config);
+        let req = ReadRequest {
+            stage: &stage.name,
+            config: &cfg,
+            base_dir: &stage.base_dir,
+            on_error: on_error(&stage.config),
+            batch_size: batch_size(&stage.config),
+            incremental: None,
+        };
+        if let Some(schema) = conn.declared_schema(&req) {
+            if let Some(col) = incremental_column(&stage.config)
+                && schema.index_of(col).is_err()
+            {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                d.issue(
+                    Issue::new("incremental.column", format!("the source has no column `{col}`"))
+                        .with_help(column_help(col, &names)),
+                );
+            }
+            d.set(DEFAULT_OUTPUT, Some(schema));
+        }
+        d
+    }
+
+    fn probe_schema(
+        &self,
+        stage: &StageSpec,
+        output: &str,
+        registry: &Registry,
+    ) -> Result<Option<SchemaRef>, StageError> {
+        if output == "rejects" {
+            return Ok(Some(rejects_schema()));
+        }
+        let conn =
+            connector(stage, registry).ok_or_else(|| StageError::Internal("connector vanished".into()))?;
+        let cfg = connector_config(&stage.config);
+        let req = ReadRequest {
+            stage: &stage.name,
+            config: &cfg,
+            base_dir: &stage.base_dir,
+            on_error: on_error(&stage.config),
+            batch_size: batch_size(&stage.config),
+            incremental: None,
+        };
+        let mut reader = conn.read(&req)?;
+        // The first batch too: a source that opens but cannot be parsed should fail here.
+        if let Some(batch) = reader.next_batch() {
+            batch?;
+        }
+        let schema = reader.schema();
+        if let Some(col) = incremental_column(&stage.config)
+            && schema.index_of(col).is_err()
+        {
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            return Err(StageError::Failed(format!(
+                "`incremental.column`: the source has no column `{col}`. {}",
+                column_help(col, &names)
+            )));
+        }
+        Ok(Some(schema))
+    }
+}
+
+/// "did you mean" or the list of columns.
+fn column_help(col: &str, names: &[&str]) -> String {
+    sluice_core::diagnostic::suggestion(col, names.iter().copied())
+        .unwrap_or_else(|| format!("columns: {}", names.join(", ")))
 }
 
 struct CollectStage {
@@ -183,6 +304,7 @@ struct CollectStage {
     config: Map<String, Value>,
     on_error: OnError,
     batch_size: usize,
+    incremental: Option<String>,
 }
 
 fn rejects_schema() -> SchemaRef {
@@ -219,23 +341,38 @@ fn rejects_batch(rejects: &[Reject]) -> Result<RecordBatch, StageError> {
 
 impl Stage for CollectStage {
     fn run(&self, ctx: &mut StageContext<'_>, _inputs: &[Input]) -> Result<(), StageError> {
+        let mut watermark = self.incremental.as_ref().map(|column| IncrementalRead::resume(ctx, column));
+        let pushed = watermark.as_ref().map(|w| w.watermark.clone());
         let req = ReadRequest {
             stage: &ctx.spec.name,
             config: &self.config,
             base_dir: &ctx.spec.base_dir,
             on_error: self.on_error,
             batch_size: self.batch_size,
-            incremental: None,
+            incremental: pushed.as_ref(),
         };
         let mut reader = self.connector.read(&req)?;
-        let mut out = ctx.output(DEFAULT_OUTPUT, reader.schema())?;
+        let schema = reader.schema();
+        let mut out = match &mut watermark {
+            Some(w) => {
+                w.bind(&schema)?;
+                let carried = w.carried.take();
+                ctx.output_partitioned(DEFAULT_OUTPUT, schema, carried.as_ref())?
+            }
+            None => ctx.output(DEFAULT_OUTPUT, schema)?,
+        };
         let mut rejects_out = match self.on_error {
             OnError::Quarantine => Some(ctx.output("rejects", rejects_schema())?),
             _ => None,
         };
         let mut refused = 0u64;
         while let Some(batch) = reader.next_batch() {
-            out.write(batch?)?;
+            let batch = batch?;
+            let batch = match &mut watermark {
+                Some(w) => w.admit(batch)?,
+                None => batch,
+            };
+            out.write(batch)?;
             let rejects = reader.take_rejects();
             refused += rejects.len() as u64;
             if let (Some(w), false) = (&mut rejects_out, rejects.is_empty()) {
@@ -248,6 +385,7 @@ impl Stage for CollectStage {
         if let (Some(w), false) = (&mut rejects_out, rejects.is_empty()) {
             w.write(rejects_batch(&rejects)?)?;
         }
+        let new_rows = out.rows();
         ctx.finish(out)?;
         if let Some(w) = rejects_out {
             ctx.finish(w)?;
@@ -256,6 +394,9 @@ impl Stage for CollectStage {
             OnError::Skip => ctx.metric("rows_skipped", refused),
             OnError::Quarantine => ctx.metric("rows_rejected", refused),
             OnError::Fail => {}
+        }
+        if let Some(w) = watermark {
+            w.record(ctx, new_rows)?;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 
 pub mod collect;
 pub mod feature;
+mod incremental;
 pub mod reference;
 pub mod sql;
 

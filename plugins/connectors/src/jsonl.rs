@@ -418,7 +418,14 @@ mod tests {
         let mut cfg = cfg.as_object().unwrap().clone();
         // Infer from the first two good lines only, so `"id": "four"` later is a bad value.
         cfg.entry("infer_rows").or_insert(json!(2));
-        let req = ReadRequest { stage: "s", config: &cfg, base_dir: dir, on_error, batch_size: 2, incremental: None };
+        let req = ReadRequest {
+            stage: "s",
+            config: &cfg,
+            base_dir: dir,
+            on_error,
+            batch_size: 2,
+            incremental: None,
+        };
         let mut r = JsonlConnector.read(&req)?;
         let mut batches = Vec::new();
         let mut rejects = Vec::new();

@@ -325,8 +325,14 @@ mod tests {
 
     fn read_all(dir: &Path, cfg: Value, batch_size: usize) -> Result<Vec<RecordBatch>, ConnectorError> {
         let cfg = cfg.as_object().unwrap().clone();
-        let req =
-            ReadRequest { stage: "s", config: &cfg, base_dir: dir, on_error: OnError::Fail, batch_size, incremental: None };
+        let req = ReadRequest {
+            stage: "s",
+            config: &cfg,
+            base_dir: dir,
+            on_error: OnError::Fail,
+            batch_size,
+            incremental: None,
+        };
         let mut r = ParquetConnector.read(&req)?;
         let mut out = Vec::new();
         while let Some(b) = r.next_batch() {

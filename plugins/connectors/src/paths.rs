@@ -138,7 +138,14 @@ mod tests {
     use sluice_plugin::OnError;
 
     fn req<'a>(cfg: &'a Map<String, Value>, dir: &'a Path) -> ReadRequest<'a> {
-        ReadRequest { stage: "s", config: cfg, base_dir: dir, on_error: OnError::Fail, batch_size: 100, incremental: None }
+        ReadRequest {
+            stage: "s",
+            config: cfg,
+            base_dir: dir,
+            on_error: OnError::Fail,
+            batch_size: 100,
+            incremental: None,
+        }
     }
 
     fn touch(dir: &Path, name: &str) {
