@@ -61,7 +61,8 @@ fn run_with(
     batch_size: usize,
 ) -> Result<Out, ConnectorError> {
     let cfg = cfg.as_object().unwrap().clone();
-    let req = ReadRequest { stage: "s", config: &cfg, base_dir: dir, on_error, batch_size, incremental: None };
+    let req =
+        ReadRequest { stage: "s", config: &cfg, base_dir: dir, on_error, batch_size, incremental: None };
     let mut r = open(&req, block)?;
     let mut batches = Vec::new();
     let mut rejects = Vec::new();
