@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use serde_json::{Map, Value};
 use sluice_plugin::{
     BatchReader, ConfigIssue, Connector, ConnectorError, KeySpec, KeyType, OnError, ReadRequest, Sources,
@@ -17,10 +17,13 @@ use sluice_plugin::{
 use self::columns::{Column, NullMarkers, Origin};
 use self::reader::{BlockFile, CsvReader, DEFAULT_BLOCK, MAX_RECORD, Plan, read_start, too_long};
 use self::tokenizer::{Cursor, Dialect, FieldBuf, Step};
-use crate::infer::TypeVotes;
+use crate::encoding::{ENCODING_NAMES, Encoding};
+use crate::infer::{TypeVotes, VoteRules};
 use crate::options::{self, Issues};
 use crate::paths;
-use crate::schema_decl::DeclaredSchema;
+use crate::schema_decl::{DeclaredSchema, with_article};
+use crate::suggest::did_you_mean;
+use crate::timestamp_format::TimestampFormat;
 
 /// Reads CSV (and other delimited) files.
 #[derive(Debug, Default, Clone, Copy)]
@@ -67,6 +70,30 @@ const KEYS: &[KeySpec] = &[
         "Rows sampled from the start of the first file to infer column types (int64, float64, bool, date, timestamp, else string)",
     ).example("infer_rows = 100000"),
     KeySpec::optional("trim", KeyType::Bool, Some("false"), "Trim spaces and tabs around unquoted fields").example("trim = true"),
+    KeySpec::optional(
+        "encoding",
+        KeyType::String,
+        Some("\"utf-8\""),
+        "Text encoding of the files: \"utf-8\", \"latin-1\" (ISO-8859-1) or \"windows-1252\"; decoded to UTF-8 while reading",
+    ).example("encoding = \"latin-1\""),
+    KeySpec::optional(
+        "decimal",
+        KeyType::String,
+        Some("\".\""),
+        "Decimal separator of float columns, \".\" or \",\" (with \",\" the delimiter must be another character, and `.` is not accepted in numbers)",
+    ).example("decimal = \",\""),
+    KeySpec::optional(
+        "timestamp_format",
+        KeyType::String,
+        None,
+        "Format of timestamp columns (declared or inferred) instead of ISO 8601, with %Y %y %m %b %d %H %I %p %M %S %f; numbers may have fewer digits",
+    ).example("timestamp_format = \"%d/%m/%Y %H:%M\""),
+    KeySpec::optional(
+        "timestamp_formats",
+        KeyType::Table,
+        None,
+        "Timestamp formats by column; a column listed here is read as a timestamp in that format",
+    ).example("timestamp_formats = { InvoiceDate = \"%m/%d/%Y %H:%M\" }"),
 ];
 
 /// The connector's options, read from the stage table.
@@ -77,6 +104,25 @@ struct CsvOptions {
     null_values: Vec<String>,
     schema: DeclaredSchema,
     infer_rows: usize,
+    encoding: Encoding,
+    decimal_comma: bool,
+    timestamp_format: Option<Arc<TimestampFormat>>,
+    timestamp_formats: Vec<(String, Arc<TimestampFormat>)>,
+}
+
+/// A timestamp format key's value, compiled.
+fn format_key(key: &str, v: &Value, is: &mut Issues) -> Option<Arc<TimestampFormat>> {
+    let Some(text) = v.as_str() else {
+        is.push(ConfigIssue::new(key, format!("must be a format string, not {v}")));
+        return None;
+    };
+    match TimestampFormat::new(text) {
+        Ok(f) => Some(Arc::new(f)),
+        Err(why) => {
+            is.push(ConfigIssue::new(key, format!("`{text}` {why}")).with_help("e.g. \"%d/%m/%Y %H:%M\""));
+            None
+        }
+    }
 }
 
 impl CsvOptions {
@@ -103,7 +149,69 @@ impl CsvOptions {
         let infer_rows = options::count_key(cfg, "infer_rows", 10_000, &mut is);
         let trim = options::bool_key(cfg, "trim", false, &mut is);
         let dialect = Dialect { delimiter, quote, escape, comment, trim };
-        is.finish(CsvOptions { header, dialect, null_values, schema, infer_rows })
+        let encoding = match cfg.get("encoding") {
+            None => Encoding::Utf8,
+            Some(v) => v.as_str().and_then(Encoding::parse).unwrap_or_else(|| {
+                is.push(
+                    ConfigIssue::new("encoding", format!("unknown encoding {v}"))
+                        .with_help(format!("expected one of: {}", ENCODING_NAMES.join(", "))),
+                );
+                Encoding::Utf8
+            }),
+        };
+        let decimal_comma = match cfg.get("decimal").map(|v| (v, v.as_str())) {
+            None | Some((_, Some("."))) => false,
+            Some((_, Some(","))) => {
+                if delimiter == b',' {
+                    is.push(
+                        ConfigIssue::new("decimal", "cannot be \",\" while the delimiter is \",\" too")
+                            .with_help("files with decimal commas usually separate fields with `;`: set delimiter = \";\""),
+                    );
+                }
+                true
+            }
+            Some((v, _)) => {
+                is.push(ConfigIssue::new("decimal", format!("must be \".\" or \",\", not {v}")));
+                false
+            }
+        };
+        let timestamp_format =
+            cfg.get("timestamp_format").and_then(|v| format_key("timestamp_format", v, &mut is));
+        let mut timestamp_formats = Vec::new();
+        match cfg.get("timestamp_formats") {
+            None => {}
+            Some(Value::Object(table)) => {
+                for (col, v) in table {
+                    let key = format!("timestamp_formats.{col}");
+                    let Some(f) = format_key(&key, v, &mut is) else { continue };
+                    match schema.get(col) {
+                        Some(ty) if !matches!(ty, DataType::Timestamp(..)) => is.push(ConfigIssue::new(
+                            key,
+                            format!(
+                                "column `{col}` is declared as {} in `schema`, not as a timestamp",
+                                with_article(ty)
+                            ),
+                        )),
+                        _ => timestamp_formats.push((col.clone(), f)),
+                    }
+                }
+            }
+            Some(_) => is.push(
+                ConfigIssue::new("timestamp_formats", "must be a table of column name = format")
+                    .with_help("e.g. timestamp_formats = { InvoiceDate = \"%m/%d/%Y %H:%M\" }"),
+            ),
+        }
+        is.finish(CsvOptions {
+            header,
+            dialect,
+            null_values,
+            schema,
+            infer_rows,
+            encoding,
+            decimal_comma,
+            timestamp_format,
+            timestamp_formats,
+        })
     }
 }
 
@@ -136,7 +244,8 @@ struct Sample {
 
 /// Reads the header and up to `infer_rows` records of `path`, voting on column types.
 fn sample(path: &Path, opts: &CsvOptions, block: usize) -> Result<Sample, ConnectorError> {
-    let mut src = BlockFile::open(path)?;
+    let mut src = BlockFile::open(path, opts.encoding)?;
+    let rules = VoteRules { decimal_comma: opts.decimal_comma, timestamp: opts.timestamp_format.as_deref() };
     let start = read_start(&mut src, opts.dialect, opts.header, block)?;
     let nulls = NullMarkers::new(&opts.null_values);
     let mut ncols = start.header.as_ref().map(Vec::len);
@@ -159,7 +268,7 @@ fn sample(path: &Path, opts: &CsvOptions, block: usize) -> Result<Sample, Connec
                         for (v, s) in votes.iter_mut().zip(&fb.spans) {
                             let text = fb.get(&buf, *s);
                             if !nulls.is_null(text) {
-                                v.vote(text);
+                                v.vote_with(text, rules);
                             }
                         }
                         rows += 1;
@@ -204,12 +313,30 @@ fn plan(
         ),
     };
     opts.schema.check_present(&names, &source)?;
+    for (col, _) in &opts.timestamp_formats {
+        if !names.contains(col) {
+            let hint = did_you_mean(col, names.iter().map(String::as_str));
+            return Err(ConnectorError::config(
+                format!("timestamp_formats.{col}"),
+                format!("column `{col}` is not in {source}{hint}"),
+            ));
+        }
+    }
     let columns: Vec<Column> = names
         .into_iter()
         .enumerate()
-        .map(|(i, name)| match opts.schema.get(&name) {
-            Some(ty) => Column { ty: ty.clone(), name, origin: Origin::Declared },
-            None => Column { ty: s.votes[i].result(), name, origin: Origin::Inferred(s.rows) },
+        .map(|(i, name)| {
+            let own_format = opts.timestamp_formats.iter().find(|(c, _)| *c == name).map(|(_, f)| f.clone());
+            let (ty, origin) = match (opts.schema.get(&name), &own_format) {
+                (Some(ty), _) => (ty.clone(), Origin::Declared),
+                (None, Some(_)) => (DataType::Timestamp(TimeUnit::Microsecond, None), Origin::Declared),
+                (None, None) => (s.votes[i].result(), Origin::Inferred(s.rows)),
+            };
+            let timestamp_format = match ty {
+                DataType::Timestamp(..) => own_format.or_else(|| opts.timestamp_format.clone()),
+                _ => None,
+            };
+            Column { ty, name, origin, decimal_comma: opts.decimal_comma, timestamp_format }
         })
         .collect();
     let fields: Vec<Field> = columns.iter().map(|c| Field::new(&c.name, c.ty.clone(), true)).collect();
@@ -223,6 +350,7 @@ fn plan(
         files,
         block_size: block_size.max(1),
         keep_raw: on_error == OnError::Quarantine,
+        encoding: opts.encoding,
     })
 }
 

@@ -3,7 +3,17 @@
 
 use arrow::datatypes::{DataType, TimeUnit};
 
+use crate::timestamp_format::TimestampFormat;
 use crate::values;
+
+/// How values are written, when that differs from the defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct VoteRules<'a> {
+    /// Floats use a decimal comma (`1,5`).
+    pub decimal_comma: bool,
+    /// Timestamps are written in this format instead of ISO 8601.
+    pub timestamp: Option<&'a TimestampFormat>,
+}
 
 const INT: u8 = 1;
 const FLOAT: u8 = 2;
@@ -26,8 +36,14 @@ impl Default for TypeVotes {
 }
 
 impl TypeVotes {
-    /// Records one non-null value.
+    /// Records one non-null value written the default way.
+    #[cfg(test)]
     pub(crate) fn vote(&mut self, v: &[u8]) {
+        self.vote_with(v, VoteRules::default());
+    }
+
+    /// Records one non-null value written as `rules` say.
+    pub(crate) fn vote_with(&mut self, v: &[u8], rules: VoteRules<'_>) {
         self.seen = true;
         let p = self.possible;
         if p == 0 {
@@ -40,7 +56,8 @@ impl TypeVotes {
                 keep |= INT;
             }
             // An integer too large for int64 would lose digits as a float: keep it text.
-            if (int_ok || !values::is_integer_syntax(v)) && values::parse_f64(v).is_some() {
+            let float = if rules.decimal_comma { values::parse_f64_comma(v) } else { values::parse_f64(v) };
+            if (int_ok || !values::is_integer_syntax(v)) && float.is_some() {
                 keep |= FLOAT;
             }
         }
@@ -50,7 +67,11 @@ impl TypeVotes {
         if p & DATE != 0 && values::parse_date(v).is_some() {
             keep |= DATE;
         }
-        if p & TIMESTAMP != 0 && values::parse_timestamp(v).is_some() {
+        let timestamp = match rules.timestamp {
+            Some(f) => f.parse(v).is_some(),
+            None => values::parse_timestamp(v).is_some(),
+        };
+        if p & TIMESTAMP != 0 && timestamp {
             keep |= TIMESTAMP;
         }
         self.possible = p & keep;
@@ -102,6 +123,27 @@ mod tests {
         );
         assert_eq!(infer(&["536365", "C536379"]), DataType::Utf8);
         assert_eq!(infer(&[]), DataType::Utf8);
+    }
+
+    #[test]
+    fn decimal_commas_and_timestamp_formats_change_what_votes_for_what() {
+        let fmt = TimestampFormat::new("%m/%d/%Y %H:%M").unwrap();
+        let rules = VoteRules { decimal_comma: true, timestamp: Some(&fmt) };
+        let infer_with = |vals: &[&str]| {
+            let mut v = TypeVotes::default();
+            for s in vals {
+                v.vote_with(s.as_bytes(), rules);
+            }
+            v.result()
+        };
+        assert_eq!(infer_with(&["1,5", "2", "-0,25"]), DataType::Float64);
+        assert_eq!(infer_with(&["1.5"]), DataType::Utf8);
+        assert_eq!(
+            infer_with(&["12/1/2010 8:26", "1/13/2011 17:05"]),
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        );
+        assert_eq!(infer_with(&["2010-12-01 08:26:00"]), DataType::Utf8);
+        assert_eq!(infer(&["12/1/2010 8:26"]), DataType::Utf8);
     }
 
     #[test]

@@ -96,6 +96,22 @@ pub(crate) fn parse_f64(b: &[u8]) -> Option<f64> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
 
+/// Parses a float written with a decimal comma (`1,5`, `-0,25`, `3`). A `.` is refused:
+/// with a decimal comma it is a thousands separator, and `1.500` must not read as 1.5.
+#[inline]
+pub(crate) fn parse_f64_comma(b: &[u8]) -> Option<f64> {
+    let mut buf = [0u8; 64];
+    let out = buf.get_mut(..b.len())?;
+    for (o, &c) in out.iter_mut().zip(b) {
+        *o = match c {
+            b',' => b'.',
+            b'.' => return None,
+            c => c,
+        };
+    }
+    parse_f64(out)
+}
+
 /// Parses `true` / `false` in any letter case.
 #[inline]
 pub(crate) fn parse_bool(b: &[u8]) -> Option<bool> {
@@ -129,7 +145,7 @@ fn days_in_month(y: i32, m: u32) -> u32 {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i32, m: u32, d: u32) -> i32 {
+pub(crate) fn days_from_civil(y: i32, m: u32, d: u32) -> i32 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = if y >= 0 { y } else { y - 399 } / 400;
     let yoe = y - era * 400;
@@ -137,6 +153,36 @@ fn days_from_civil(y: i32, m: u32, d: u32) -> i32 {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i32 - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// The (year, month, day) of a day count since 1970-01-01; the inverse of [`days_from_civil`].
+pub(crate) fn civil_from_days(days: i32) -> (i32, u32, u32) {
+    let z = i64::from(days) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = (yoe + era * 400 + i64::from(m <= 2)) as i32;
+    (y, m, d)
+}
+
+/// `YYYY-MM-DD` of a day count since 1970-01-01.
+pub(crate) fn format_date(days: i32) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// `YYYY-MM-DD HH:MM:SS.ffffff` of microseconds since 1970-01-01 00:00.
+pub(crate) fn format_timestamp(micros: i64) -> String {
+    let days = micros.div_euclid(MICROS_PER_DAY);
+    let rest = micros.rem_euclid(MICROS_PER_DAY);
+    let secs = rest / 1_000_000;
+    // Out-of-range day counts cannot come from parsed input (four-digit years).
+    let date = format_date(i32::try_from(days).unwrap_or(i32::MAX));
+    format!("{date} {:02}:{:02}:{:02}.{:06}", secs / 3600, secs / 60 % 60, secs % 60, rest % 1_000_000)
 }
 
 /// Parses `YYYY-MM-DD` into days since the Unix epoch.
@@ -155,7 +201,8 @@ pub(crate) fn parse_date(b: &[u8]) -> Option<i32> {
     Some(days_from_civil(y, m, d))
 }
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
+/// Microseconds in a day.
+pub(crate) const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// Parses an ISO timestamp without time zone into microseconds since the Unix epoch:
 /// `YYYY-MM-DD`, then optionally `T` or a space, `HH:MM`, `:SS`, `.fraction` (up to 9 digits,
@@ -333,6 +380,27 @@ mod tests {
             assert_eq!(c.parse_timestamp(s.as_bytes()), parse_timestamp(s.as_bytes()), "{s}");
             assert_eq!(c.parse_date(s.as_bytes()), parse_date(s.as_bytes()), "{s}");
         }
+    }
+
+    #[test]
+    fn day_counts_format_back_to_the_dates_they_came_from() {
+        for s in ["1970-01-01", "2000-02-29", "1969-12-31", "2010-12-01", "0001-01-01", "9999-12-31"] {
+            let days = parse_date(s.as_bytes()).unwrap();
+            assert_eq!(format_date(days), s);
+        }
+        let t = parse_timestamp(b"1969-12-31 23:59:59.5").unwrap();
+        assert_eq!(format_timestamp(t), "1969-12-31 23:59:59.500000");
+        assert_eq!(format_timestamp(0), "1970-01-01 00:00:00.000000");
+    }
+
+    #[test]
+    fn decimal_commas_parse_and_points_are_refused() {
+        assert_eq!(parse_f64_comma(b"1,5"), Some(1.5));
+        assert_eq!(parse_f64_comma(b"-0,25"), Some(-0.25));
+        assert_eq!(parse_f64_comma(b"3"), Some(3.0));
+        assert_eq!(parse_f64_comma(b"1.5"), None);
+        assert_eq!(parse_f64_comma(b"1,2,3"), None);
+        assert_eq!(parse_f64_comma(&[b'1'; 65]), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use arrow::datatypes::{
 
 use super::tokenizer::{FieldBuf, Span};
 use crate::schema_decl::with_article;
+use crate::timestamp_format::TimestampFormat;
 use crate::values::{self, DateCache};
 
 /// Which field texts mean NULL.
@@ -56,6 +57,10 @@ pub(crate) struct Column {
     pub ty: DataType,
     /// Why it has that type.
     pub origin: Origin,
+    /// Floats use a decimal comma.
+    pub decimal_comma: bool,
+    /// The format of a timestamp column, when not ISO 8601.
+    pub timestamp_format: Option<Arc<TimestampFormat>>,
 }
 
 /// A value that did not parse: (row index, reason).
@@ -89,6 +94,14 @@ fn show(field: &[u8]) -> String {
 }
 
 fn bad_value_reason(col: &Column, field: &[u8]) -> String {
+    if let (DataType::Timestamp(..), Some(f)) = (&col.ty, &col.timestamp_format) {
+        return format!(
+            "column `{}`: `{}` does not match the timestamp format `{}`",
+            col.name,
+            show(field),
+            f.as_str()
+        );
+    }
     let why = match col.origin {
         Origin::Declared => "declared in `schema`".to_owned(),
         Origin::Inferred(n) => format!(
@@ -111,10 +124,24 @@ pub(crate) fn build(
         DataType::Int32 => Arc::new(primitive::<Int32Type>(col, c, f, nulls, bad, |b| {
             values::parse_i64(b).and_then(|v| i32::try_from(v).ok())
         })),
+        DataType::Float64 if col.decimal_comma => {
+            Arc::new(primitive::<Float64Type>(col, c, f, nulls, bad, values::parse_f64_comma))
+        }
         DataType::Float64 => Arc::new(primitive::<Float64Type>(col, c, f, nulls, bad, values::parse_f64)),
+        DataType::Float32 if col.decimal_comma => {
+            Arc::new(primitive::<Float32Type>(col, c, f, nulls, bad, |b| {
+                values::parse_f64_comma(b).map(|v| v as f32)
+            }))
+        }
         DataType::Float32 => Arc::new(primitive::<Float32Type>(col, c, f, nulls, bad, |b| {
             std::str::from_utf8(b).ok()?.parse().ok()
         })),
+        DataType::Timestamp(TimeUnit::Microsecond, None) if col.timestamp_format.is_some() => {
+            let format = col.timestamp_format.clone();
+            Arc::new(primitive::<TimestampMicrosecondType>(col, c, f, nulls, bad, |b| {
+                format.as_ref().and_then(|fmt| fmt.parse(b))
+            }))
+        }
         DataType::Date32 => {
             let mut cache = DateCache::default();
             Arc::new(primitive::<Date32Type>(col, c, f, nulls, bad, |b| cache.parse_date(b)))
@@ -268,7 +295,7 @@ mod tests {
     }
 
     fn col(name: &str, ty: DataType, origin: Origin) -> Column {
-        Column { name: name.into(), ty, origin }
+        Column { name: name.into(), ty, origin, decimal_comma: false, timestamp_format: None }
     }
 
     #[test]

@@ -26,6 +26,7 @@ use sluice_plugin::{BatchReader, ConnectorError, OnError, Reject};
 
 use super::columns::{self, Column, Fields, NullMarkers};
 use super::tokenizer::{Cursor, Dialect, FieldBuf, MAX_INPUT, Step, last_boundary};
+use crate::encoding::Encoding;
 use crate::rebatch::Rebatcher;
 
 /// Default size of the blocks files are read in. Small enough that two cores share the work
@@ -62,32 +63,47 @@ pub(crate) struct Plan {
     pub block_size: usize,
     /// Whether rejected rows keep their raw text (quarantine).
     pub keep_raw: bool,
+    /// Text encoding of the files.
+    pub encoding: Encoding,
 }
 
-/// A file being read block by block.
+/// A file being read block by block, decoded to UTF-8 when it is in another encoding.
 pub(crate) struct BlockFile {
     file: File,
     path: PathBuf,
+    encoding: Encoding,
+    /// Undecoded bytes (only for encodings other than UTF-8).
+    scratch: Vec<u8>,
     /// The whole file has been read.
     pub eof: bool,
 }
 
 impl BlockFile {
     /// Opens `path`.
-    pub(crate) fn open(path: &Path) -> Result<Self, ConnectorError> {
+    pub(crate) fn open(path: &Path, encoding: Encoding) -> Result<Self, ConnectorError> {
         let file = File::open(path).map_err(|e| ConnectorError::io(path, e))?;
-        Ok(BlockFile { file, path: path.to_path_buf(), eof: false })
+        Ok(BlockFile { file, path: path.to_path_buf(), encoding, scratch: Vec::new(), eof: false })
     }
 
-    /// Appends up to `n` more bytes to `buf`.
+    /// Appends up to `n` more bytes of the file to `buf` (more after decoding).
     pub(crate) fn fill(&mut self, buf: &mut Vec<u8>, n: usize) -> Result<(), ConnectorError> {
-        buf.reserve(n);
+        // UTF-8 is read straight into `buf`: the default path pays nothing for encodings.
+        let target = if self.encoding == Encoding::Utf8 {
+            buf.reserve(n);
+            &mut *buf
+        } else {
+            self.scratch.clear();
+            &mut self.scratch
+        };
         let got = (&mut self.file)
             .take(n as u64)
-            .read_to_end(buf)
+            .read_to_end(target)
             .map_err(|e| ConnectorError::io(&self.path, e))?;
         if got < n {
             self.eof = true;
+        }
+        if self.encoding != Encoding::Utf8 {
+            self.encoding.decode_into(&self.scratch, buf);
         }
         Ok(())
     }
@@ -350,7 +366,7 @@ fn produce_file(
     index: usize,
 ) -> Result<(), Stop> {
     let path = &plan.files[index];
-    let mut src = BlockFile::open(path)?;
+    let mut src = BlockFile::open(path, plan.encoding)?;
     let start = read_start(&mut src, plan.dialect, plan.header, plan.block_size)?;
     if let (Some(first), Some(this)) = (&plan.first_header, &start.header)
         && first != this

@@ -1,0 +1,482 @@
+//! The `postgres` connector: a table or query of a PostgreSQL database, streamed through a
+//! server-side cursor (`DECLARE ... CURSOR` in a read-only transaction, then `FETCH` of
+//! `batch_size` rows at a time), so neither side ever holds the whole result.
+//!
+//! Values are read in the binary wire format and decoded by [`types`]; the password of the
+//! connection string is masked in every message by [`redact`].
+
+mod redact;
+mod types;
+
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ::postgres::config::Host;
+use ::postgres::error::ErrorPosition;
+use ::postgres::{Client, Config, NoTls, Statement};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use serde_json::{Map, Value};
+use sluice_plugin::{
+    BatchReader, ConfigIssue, Connector, ConnectorError, KeySpec, KeyType, OnError, ReadRequest, Reject,
+    Sources,
+};
+use std::sync::Arc;
+
+use self::redact::Redactor;
+use self::types::{PgKind, Raw, Unfit};
+use crate::options::{self, Issues};
+use crate::row_batch::{Cell, RowBatchBuilder};
+use crate::sql_source::{self, SqlSource, quote_ident};
+use crate::watermark;
+
+/// Reads a table or query of a PostgreSQL database.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PostgresConnector;
+
+const KEYS: &[KeySpec] = &[
+    KeySpec::required(
+        "url",
+        KeyType::String,
+        "Connection string (`postgres://user:password@host:5432/db` or `host=... dbname=...`); keep the password in the environment",
+    )
+    .example("url = \"${env.DATABASE_URL}\""),
+    sql_source::QUERY_KEY,
+    sql_source::TABLE_KEY,
+    KeySpec::optional(
+        "freshness",
+        KeyType::String,
+        None,
+        "How long a read stays valid for the cache (`30m`, `1h`, `1d`); unset: the stage re-reads on every run",
+    )
+    .example("freshness = \"1h\""),
+];
+
+/// How long to wait for a connection when the URL does not say (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The cursor every read declares (one per connection, so the name is fixed).
+const CURSOR: &str = "sluice_cursor";
+
+/// The connector's options, read from the stage table.
+struct PgOptions {
+    config: Config,
+    redact: Redactor,
+    source: SqlSource,
+    freshness: Option<Duration>,
+}
+
+impl PgOptions {
+    fn from_config(cfg: &Map<String, Value>) -> Result<Self, Vec<ConfigIssue>> {
+        let mut is = Issues::default();
+        let conn = match cfg.get("url") {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.as_str()),
+            Some(Value::String(_)) => {
+                is.push(ConfigIssue::new("url", "is empty").with_help(
+                    "is the environment variable it comes from set? e.g. url = \"${env.DATABASE_URL}\"",
+                ));
+                None
+            }
+            Some(_) => {
+                is.push(ConfigIssue::new("url", "must be a string"));
+                None
+            }
+            None => {
+                is.push(
+                    ConfigIssue::new("url", "is required").with_help("e.g. url = \"${env.DATABASE_URL}\""),
+                );
+                None
+            }
+        };
+        let parsed = conn.and_then(|c| match Config::from_str(c) {
+            Ok(config) => {
+                let redact = Redactor::new(c, config.get_password());
+                Some((config, redact))
+            }
+            Err(e) => {
+                // Never echo the string: it may hold the password.
+                let redact = Redactor::new(c, None);
+                is.push(
+                    ConfigIssue::new(
+                        "url",
+                        format!(
+                            "is not a valid PostgreSQL connection string: {}",
+                            redact.clean(&e.to_string())
+                        ),
+                    )
+                    .with_help("expected postgres://user:password@host:5432/database"),
+                );
+                None
+            }
+        });
+        let source = SqlSource::from_config(cfg, &mut is);
+        let freshness =
+            match cfg.get("freshness") {
+                None => None,
+                Some(v) => {
+                    let d = v.as_str().and_then(parse_duration);
+                    if d.is_none() {
+                        is.push(ConfigIssue::new("freshness", format!("{v} is not a duration")).with_help(
+                            "a positive number and a unit: s, m, h, d or w, e.g. \"1h\" or \"1d\"",
+                        ));
+                    }
+                    d
+                }
+            };
+        match (parsed, source) {
+            (Some((mut config, redact)), Some(source)) if is.0.is_empty() => {
+                if config.get_connect_timeout().is_none() {
+                    config.connect_timeout(CONNECT_TIMEOUT);
+                }
+                Ok(PgOptions { config, redact, source, freshness })
+            }
+            _ => Err(is.0),
+        }
+    }
+
+    /// `host:port/database`, for messages (never the user info).
+    fn server(&self) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(Host::Tcp(h)) => h.clone(),
+            Some(Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".into(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        let db = self.config.get_dbname().or(self.config.get_user()).unwrap_or("postgres");
+        format!("{host}:{port}/{db}")
+    }
+
+    fn error(&self, msg: String) -> ConnectorError {
+        ConnectorError::Other(self.redact.clean(&msg))
+    }
+}
+
+/// Parses `90s`, `30m`, `1h`, `1d`, `2w`.
+fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok().filter(|n| *n > 0)?;
+    let secs = match unit.trim() {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    n.checked_mul(secs).map(Duration::from_secs)
+}
+
+/// The server's words for a failed statement: message, position, detail and hint.
+fn describe_pg_error(e: &::postgres::Error, offset: usize) -> String {
+    let Some(db) = e.as_db_error() else { return e.to_string() };
+    let mut msg = db.message().to_owned();
+    if let Some(ErrorPosition::Original(p)) = db.position()
+        && let Some(p) = (*p as usize).checked_sub(offset).filter(|p| *p > 0)
+    {
+        msg.push_str(&format!(" (at character {p} of the query)"));
+    }
+    if let Some(d) = db.detail() {
+        msg.push_str(&format!("; {d}"));
+    }
+    if let Some(h) = db.hint() {
+        msg.push_str(&format!("; hint: {h}"));
+    }
+    msg
+}
+
+/// Opens a connection.
+fn connect(opts: &PgOptions) -> Result<Client, ConnectorError> {
+    opts.config.connect(NoTls).map_err(|e| {
+        let user = opts.config.get_user().map(|u| format!(" as `{u}`")).unwrap_or_default();
+        opts.error(format!("cannot connect to PostgreSQL at {}{user}: {e}", opts.server()))
+    })
+}
+
+/// The type modifier (`numeric(10, 2)`) of a result column that comes straight from a table.
+fn type_modifier(client: &mut Client, col: &::postgres::Column) -> i32 {
+    let (Some(table), Some(attnum)) = (col.table_oid(), col.column_id()) else { return -1 };
+    client
+        .query_opt(
+            "SELECT atttypmod FROM pg_attribute WHERE attrelid = $1 AND attnum = $2",
+            &[&table, &attnum],
+        )
+        .ok()
+        .flatten()
+        .and_then(|r| r.try_get::<_, i32>(0).ok())
+        .unwrap_or(-1)
+}
+
+/// One result column.
+struct PgColumn {
+    name: String,
+    kind: PgKind,
+    pg_type: String,
+}
+
+/// Prepares the source's SELECT and works out the output columns.
+fn describe(client: &mut Client, opts: &PgOptions) -> Result<(Vec<PgColumn>, SchemaRef), ConnectorError> {
+    let sql = opts.source.select();
+    let stmt = client.prepare(&sql).map_err(|e| {
+        let key = opts.source.key();
+        let msg = format!("PostgreSQL rejected {}: {}", opts.source.describe(), describe_pg_error(&e, 0));
+        ConnectorError::config(key, opts.redact.clean(&msg))
+    })?;
+    let mut columns = Vec::new();
+    let mut fields = Vec::new();
+    for col in stmt.columns() {
+        let typmod =
+            if *col.type_() == ::postgres::types::Type::NUMERIC { type_modifier(client, col) } else { -1 };
+        let Some((kind, ty)) = types::map_type(col.type_(), typmod) else {
+            let how = match opts.source {
+                SqlSource::Query(_) => "cast it in the query",
+                SqlSource::Table { .. } => "read it with `query` and cast it",
+            };
+            return Err(ConnectorError::config(
+                opts.source.key(),
+                format!(
+                    "column `{}` of {} has PostgreSQL type `{}`, which Sluice cannot read; {how}, e.g. `{}::text`",
+                    col.name(),
+                    opts.source.describe(),
+                    col.type_().name(),
+                    quote_ident(col.name())
+                ),
+            ));
+        };
+        fields.push(Field::new(col.name(), ty, true));
+        columns.push(PgColumn { name: col.name().to_owned(), kind, pg_type: col.type_().name().to_owned() });
+    }
+    Ok((columns, Arc::new(Schema::new(fields))))
+}
+
+/// The cursor's query, with the incremental filter when there is one. The watermark is
+/// sent as text and cast to the column's type by the server, which parses it exactly.
+fn cursor_query(
+    opts: &PgOptions,
+    columns: &[PgColumn],
+    schema: &Schema,
+    incremental: Option<&sluice_plugin::Watermark>,
+) -> Result<(String, Option<String>), ConnectorError> {
+    let inner = opts.source.select();
+    let Some((column, after)) = incremental.and_then(|w| w.after.as_ref().map(|a| (&w.column, a))) else {
+        return Ok((inner, None));
+    };
+    let Some(i) = columns.iter().position(|c| &c.name == column) else {
+        return Err(watermark::unknown_column(
+            column,
+            &opts.source.describe(),
+            columns.iter().map(|c| c.name.as_str()),
+        ));
+    };
+    let ty = schema.field(i).data_type();
+    let mut text = watermark::bound(column, ty, after)?.to_text();
+    if matches!(ty, DataType::Timestamp(_, Some(_))) {
+        // Watermarks of a UTC column are UTC, whatever the session's time zone.
+        text.push_str("+00");
+    }
+    let condition = format!("{} > CAST($1::text AS {})", quote_ident(column), columns[i].pg_type);
+    Ok((sql_source::filtered(&inner, &condition), Some(text)))
+}
+
+/// The PostgreSQL [`BatchReader`].
+struct PgReader {
+    client: Client,
+    fetch: Statement,
+    opts: PgOptions,
+    columns: Vec<PgColumn>,
+    schema: SchemaRef,
+    builder: RowBatchBuilder,
+    on_error: OnError,
+    rejects: Vec<Reject>,
+    /// 1-based number of the last row of the result seen.
+    row: u64,
+    finished: bool,
+}
+
+impl PgReader {
+    fn open(req: &ReadRequest<'_>) -> Result<Self, ConnectorError> {
+        let opts = PgOptions::from_config(req.config).map_err(options::to_error)?;
+        let mut client = connect(&opts)?;
+        let (columns, schema) = describe(&mut client, &opts)?;
+        let (sql, param) = cursor_query(&opts, &columns, &schema, req.incremental)?;
+        let batch_size = req.batch_size.max(1);
+        let fail = |what: &str, e: ::postgres::Error| {
+            opts.error(format!(
+                "PostgreSQL {} failed {what} {}: {}",
+                opts.server(),
+                opts.source.describe(),
+                describe_pg_error(&e, 0)
+            ))
+        };
+        // Read-only: a query can never change the data it reads.
+        client.batch_execute("BEGIN READ ONLY").map_err(|e| fail("starting a transaction for", e))?;
+        let declare = format!("DECLARE {CURSOR} NO SCROLL CURSOR FOR {sql}");
+        match &param {
+            Some(p) => client.execute(declare.as_str(), &[p]),
+            None => client.execute(declare.as_str(), &[]),
+        }
+        .map_err(|e| fail("opening a cursor on", e))?;
+        let fetch = client
+            .prepare(&format!("FETCH FORWARD {batch_size} FROM {CURSOR}"))
+            .map_err(|e| fail("preparing to read", e))?;
+        let builder = RowBatchBuilder::new(schema.clone(), batch_size)?;
+        Ok(PgReader {
+            client,
+            fetch,
+            opts,
+            columns,
+            schema,
+            builder,
+            on_error: req.on_error,
+            rejects: Vec::new(),
+            row: 0,
+            finished: false,
+        })
+    }
+
+    /// Decodes one row; `Err` names the column that does not fit.
+    fn decode_row<'r>(&self, row: &'r ::postgres::Row) -> Result<Vec<Cell<'r>>, (usize, Unfit)> {
+        let mut cells = Vec::with_capacity(self.columns.len());
+        for (i, col) in self.columns.iter().enumerate() {
+            let raw = row
+                .try_get::<_, Option<Raw<'_>>>(i)
+                .map_err(|e| (i, Unfit { value: String::new(), why: format!("cannot be read: {e}") }))?;
+            cells.push(match raw {
+                None => Cell::Null,
+                Some(Raw(bytes)) => types::decode(col.kind, bytes).map_err(|u| (i, u))?,
+            });
+        }
+        Ok(cells)
+    }
+
+    fn refuse(&mut self, row: &::postgres::Row, col: usize, unfit: Unfit) -> Result<(), ConnectorError> {
+        let reason = format!(
+            "{}, row {}, column `{}`: `{}` {}",
+            self.opts.source.describe(),
+            self.row,
+            self.columns[col].name,
+            unfit.value,
+            unfit.why
+        );
+        let source = format!("postgres {} ({})", self.opts.server(), self.opts.source.describe());
+        match self.on_error {
+            OnError::Fail => Err(self.opts.error(format!("{source}: {reason}"))),
+            OnError::Skip => {
+                self.rejects.push(Reject { source, line: self.row, reason, raw: String::new() });
+                Ok(())
+            }
+            OnError::Quarantine => {
+                // The row as JSON, with the value that does not fit as PostgreSQL prints it.
+                let mut obj = Map::new();
+                for (i, c) in self.columns.iter().enumerate() {
+                    let v = match (i == col, row.try_get::<_, Option<Raw<'_>>>(i)) {
+                        (true, _) => Value::from(unfit.value.clone()),
+                        (false, Ok(Some(Raw(b)))) => types::decode(c.kind, b)
+                            .map(|cell| types::cell_text(&cell, self.schema.field(i).data_type()))
+                            .unwrap_or(Value::Null),
+                        (false, _) => Value::Null,
+                    };
+                    obj.insert(c.name.clone(), v);
+                }
+                let raw = Value::Object(obj).to_string();
+                self.rejects.push(Reject { source, line: self.row, reason, raw });
+                Ok(())
+            }
+        }
+    }
+
+    fn pull(&mut self) -> Result<Option<RecordBatch>, ConnectorError> {
+        while !self.finished {
+            let rows = self.client.query(&self.fetch, &[]).map_err(|e| {
+                self.opts.error(format!(
+                    "PostgreSQL {} failed reading {}: {}",
+                    self.opts.server(),
+                    self.opts.source.describe(),
+                    describe_pg_error(&e, 0)
+                ))
+            })?;
+            if rows.is_empty() {
+                self.finished = true;
+                // Ending the transaction releases the cursor's snapshot; the connection
+                // closes when the reader is dropped.
+                let _ = self.client.batch_execute("COMMIT");
+                break;
+            }
+            for row in &rows {
+                self.row += 1;
+                match self.decode_row(row) {
+                    Ok(cells) => self.builder.push_row(&cells)?,
+                    Err((col, unfit)) => self.refuse(row, col, unfit)?,
+                }
+            }
+            if self.builder.rows() > 0 {
+                return self.builder.finish().map(Some);
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl BatchReader for PgReader {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn next_batch(&mut self) -> Option<Result<RecordBatch, ConnectorError>> {
+        match self.pull() {
+            Ok(b) => b.map(Ok),
+            Err(e) => {
+                self.finished = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    fn take_rejects(&mut self) -> Vec<Reject> {
+        std::mem::take(&mut self.rejects)
+    }
+}
+
+impl Connector for PostgresConnector {
+    fn name(&self) -> &str {
+        "postgres"
+    }
+
+    fn doc(&self) -> &str {
+        "A table or query of a PostgreSQL database, streamed through a server-side cursor"
+    }
+
+    fn version(&self) -> &str {
+        "1"
+    }
+
+    fn keys(&self) -> &[KeySpec] {
+        KEYS
+    }
+
+    fn check(&self, req: &ReadRequest<'_>) -> Vec<ConfigIssue> {
+        // No connection here: validating a pipeline must work without the database.
+        PgOptions::from_config(req.config).err().unwrap_or_default()
+    }
+
+    fn sources(&self, req: &ReadRequest<'_>) -> Result<Sources, ConnectorError> {
+        let opts = PgOptions::from_config(req.config).map_err(options::to_error)?;
+        Ok(match opts.freshness {
+            // The token changes when the current period does: a read is reused within it.
+            Some(period) => {
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+                let bucket = now / period.as_secs().max(1);
+                Sources::Token(format!("postgres freshness {}s period {bucket}", period.as_secs()))
+            }
+            None => Sources::Volatile,
+        })
+    }
+
+    fn read(&self, req: &ReadRequest<'_>) -> Result<Box<dyn BatchReader>, ConnectorError> {
+        Ok(Box::new(PgReader::open(req)?))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,291 @@
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Float64Type, Int64Type};
+use arrow::util::display::array_value_to_string;
+use serde_json::json;
+use sluice_plugin::Watermark;
+
+use super::*;
+
+/// A database in a temp dir, built by `sql`.
+fn db(sql: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shop.db");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(sql).unwrap();
+    (dir, path)
+}
+
+struct Out {
+    batches: Vec<RecordBatch>,
+    rejects: Vec<Reject>,
+}
+
+impl Out {
+    /// Every row as displayed strings (`None` for NULL).
+    fn table(&self) -> Vec<Vec<Option<String>>> {
+        let mut out = Vec::new();
+        for b in &self.batches {
+            for r in 0..b.num_rows() {
+                out.push(
+                    b.columns()
+                        .iter()
+                        .map(|c| (!c.is_null(r)).then(|| array_value_to_string(c, r).unwrap()))
+                        .collect(),
+                );
+            }
+        }
+        out
+    }
+
+    fn types(&self) -> Vec<DataType> {
+        self.batches[0].schema().fields().iter().map(|f| f.data_type().clone()).collect()
+    }
+}
+
+fn read_with(
+    dir: &Path,
+    cfg: Value,
+    on_error: OnError,
+    batch_size: usize,
+    incremental: Option<&Watermark>,
+) -> Result<Out, ConnectorError> {
+    let cfg = cfg.as_object().unwrap().clone();
+    let req = ReadRequest { stage: "s", config: &cfg, base_dir: dir, on_error, batch_size, incremental };
+    let mut r = SqliteConnector.read(&req)?;
+    let mut batches = Vec::new();
+    let mut rejects = Vec::new();
+    while let Some(b) = r.next_batch() {
+        let b = b?;
+        assert_eq!(b.schema(), r.schema());
+        batches.push(b);
+        rejects.extend(r.take_rejects());
+    }
+    rejects.extend(r.take_rejects());
+    if batches.is_empty() {
+        batches.push(RecordBatch::new_empty(r.schema()));
+    }
+    Ok(Out { batches, rejects })
+}
+
+fn read(dir: &Path, cfg: Value) -> Result<Out, ConnectorError> {
+    read_with(dir, cfg, OnError::Fail, 1000, None)
+}
+
+fn check(dir: &Path, cfg: Value) -> Vec<ConfigIssue> {
+    let cfg = cfg.as_object().unwrap().clone();
+    let req = ReadRequest {
+        stage: "s",
+        config: &cfg,
+        base_dir: dir,
+        on_error: OnError::Fail,
+        batch_size: 10,
+        incremental: None,
+    };
+    SqliteConnector.check(&req)
+}
+
+#[test]
+fn a_table_larger_than_a_batch_streams_in_bounded_batches() {
+    let (dir, _) = db("CREATE TABLE t (id INTEGER, name TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500)
+         INSERT INTO t SELECT i, 'row ' || i FROM n;");
+    let out = read(dir.path(), json!({"path": "shop.db", "table": "t"})).unwrap();
+    let sizes: Vec<usize> = out.batches.iter().map(RecordBatch::num_rows).collect();
+    assert_eq!(sizes, [1000, 1000, 500]);
+    let ids: Vec<i64> =
+        out.batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
+    assert_eq!(ids, (1..=2500).collect::<Vec<_>>());
+    assert_eq!(out.batches[2].column(1).as_string::<i32>().value(499), "row 2500");
+}
+
+#[test]
+fn declared_types_map_to_arrow_types_and_nulls_work_in_every_one() {
+    let (dir, _) = db("CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n NUMERIC, ok BOOLEAN,
+                                      d DATE, ts TIMESTAMP, v VARCHAR(10), big BIGINT, dt DATETIME);
+         INSERT INTO t VALUES (1, 2.5, 'é', x'00ff', 3, 1, '2011-12-09', '2011-12-09 12:50:00', 'v', 9, 0);
+         INSERT INTO t VALUES (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+         INSERT INTO t VALUES (-1, 0, '', x'', 1.25, 'false', '2000-02-29', '2011-12-09T12:50:00.5', '', -9,
+                               1323435000);");
+    let out = read(dir.path(), json!({"path": "shop.db", "table": "t"})).unwrap();
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, None);
+    assert_eq!(
+        out.types(),
+        [
+            DataType::Int64,
+            DataType::Float64,
+            DataType::Utf8,
+            DataType::Binary,
+            DataType::Float64,
+            DataType::Boolean,
+            DataType::Date32,
+            ts.clone(),
+            DataType::Utf8,
+            DataType::Int64,
+            ts,
+        ]
+    );
+    let t = out.table();
+    let some = |v: &[&str]| v.iter().map(|s| Some((*s).to_owned())).collect::<Vec<_>>();
+    assert_eq!(
+        t[0],
+        some(&[
+            "1",
+            "2.5",
+            "é",
+            "00ff",
+            "3.0",
+            "true",
+            "2011-12-09",
+            "2011-12-09T12:50:00",
+            "v",
+            "9",
+            "1970-01-01T00:00:00"
+        ])
+    );
+    assert_eq!(t[1], vec![None; 11]);
+    assert_eq!(
+        t[2],
+        some(&[
+            "-1",
+            "0.0",
+            "",
+            "",
+            "1.25",
+            "false",
+            "2000-02-29",
+            "2011-12-09T12:50:00.500",
+            "",
+            "-9",
+            "2011-12-09T12:50:00"
+        ])
+    );
+    assert!(out.rejects.is_empty());
+}
+
+#[test]
+fn expression_columns_take_the_type_of_their_values() {
+    let (dir, _) = db("CREATE TABLE t (a INTEGER, b REAL); INSERT INTO t VALUES (1, 1.5), (2, NULL);");
+    let out = read(
+        dir.path(),
+        json!({"path": "shop.db", "query": "SELECT a * 2 AS twice, a + b AS total, 'x' || a AS label, NULL AS empty FROM t;"}),
+    )
+    .unwrap();
+    assert_eq!(out.types(), [DataType::Int64, DataType::Float64, DataType::Utf8, DataType::Utf8]);
+    assert_eq!(out.batches[0].column(1).as_primitive::<Float64Type>().value(0), 2.5);
+    assert!(out.batches[0].column(1).is_null(1));
+}
+
+const MISMATCH: &str = "CREATE TABLE orders (id INTEGER, price REAL, day DATE);
+     INSERT INTO orders VALUES (1, 2.5, '2011-12-09'), (2, 'abc', '2011-12-10'), (3, 4.0, '12/11/2011'),
+                               (4, 1.0, '2011-12-12');";
+
+#[test]
+fn a_value_that_does_not_fit_fails_with_the_table_row_and_column() {
+    let (dir, path) = db(MISMATCH);
+    let err = read(dir.path(), json!({"path": "shop.db", "table": "orders"})).err().unwrap();
+    match &err {
+        ConnectorError::Malformed { file, line, reason } => {
+            assert_eq!((file, *line), (&path, 2));
+            assert_eq!(reason, "table `orders`, row 2, column `price`: `abc` (text) is not a float64");
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn values_that_do_not_fit_are_skipped_or_quarantined_and_counted() {
+    let (dir, _) = db(MISMATCH);
+    let cfg = json!({"path": "shop.db", "table": "orders"});
+    let out = read_with(dir.path(), cfg.clone(), OnError::Skip, 2, None).unwrap();
+    assert_eq!(out.table().iter().map(|r| r[0].clone().unwrap()).collect::<Vec<_>>(), ["1", "4"]);
+    assert_eq!(out.rejects.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3]);
+    assert!(out.rejects.iter().all(|r| r.raw.is_empty()));
+    assert!(out.rejects[1].reason.contains("column `day`: `12/11/2011` (text) is not a date (YYYY-MM-DD)"));
+    assert!(out.rejects[0].source.ends_with("shop.db (table `orders`)"), "{}", out.rejects[0].source);
+
+    let out = read_with(dir.path(), cfg, OnError::Quarantine, 1000, None).unwrap();
+    assert_eq!(out.batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 2);
+    let raws: Vec<&str> = out.rejects.iter().map(|r| r.raw.as_str()).collect();
+    assert_eq!(raws, ["[2,\"abc\",\"2011-12-10\"]", "[3,4.0,\"12/11/2011\"]"]);
+}
+
+#[test]
+fn bad_queries_and_unknown_tables_are_errors_at_their_key() {
+    let (dir, _) = db("CREATE TABLE orders (id INTEGER);");
+    let err = read(dir.path(), json!({"path": "shop.db", "query": "SELEC id FROM orders"})).err().unwrap();
+    match err {
+        ConnectorError::Config { key, message } => {
+            assert_eq!(key, "query");
+            assert!(
+                message.starts_with("SQLite rejected the query: near \"SELEC\": syntax error"),
+                "{message}"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    let err = read(dir.path(), json!({"path": "shop.db", "query": "SELECT nope FROM orders"})).err().unwrap();
+    assert!(err.to_string().contains("no such column: nope"), "{err}");
+    let err = read(dir.path(), json!({"path": "shop.db", "table": "order"})).err().unwrap();
+    assert!(
+        err.to_string().contains("table `order` is not in")
+            && err.to_string().contains("did you mean `orders`"),
+        "{err}"
+    );
+
+    let issues = check(dir.path(), json!({"path": "shop.db", "table": "order"}));
+    assert_eq!(issues.len(), 1);
+    assert_eq!(issues[0].key, "table");
+    assert!(check(dir.path(), json!({"path": "shop.db", "table": "orders"})).is_empty());
+    let issues = check(dir.path(), json!({"path": "missing.db", "table": "orders"}));
+    assert_eq!((issues[0].key.as_str(), issues[0].message.ends_with("does not exist")), ("path", true));
+    assert!(!dir.path().join("missing.db").exists(), "a read must never create a database");
+    std::fs::write(
+        dir.path().join("notes.txt"),
+        "not a database, just text that is long enough to not be one",
+    )
+    .unwrap();
+    let issues = check(dir.path(), json!({"path": "notes.txt", "table": "orders"}));
+    assert_eq!(issues[0].key, "path");
+    assert!(issues[0].message.contains("is not a readable SQLite database"), "{:?}", issues[0]);
+    let issues = check(dir.path(), json!({"path": "shop.db"}));
+    assert_eq!(issues[0].key, "query");
+}
+
+#[test]
+fn incremental_reads_push_the_watermark_into_the_query() {
+    let (dir, _) = db("CREATE TABLE ev (id INTEGER, at TIMESTAMP, day DATE, note TEXT);
+         INSERT INTO ev VALUES (1, '2011-12-09 12:00:00', '2011-12-08', 'a'), (2, '2011-12-09T12:50:00', '2011-12-09', 'b'),
+                               (3, '2011-12-09 12:50:00.5', '2011-12-10', 'c'), (4, 1323436000, '2011-12-11', 'd');");
+    let cfg = json!({"path": "shop.db", "table": "ev"});
+    let ids = |wm: Watermark| -> Vec<i64> {
+        let out = read_with(dir.path(), cfg.clone(), OnError::Fail, 10, Some(&wm)).unwrap();
+        out.batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect()
+    };
+    assert_eq!(ids(Watermark { column: "id".into(), after: Some(json!(2)) }), [3, 4]);
+    assert_eq!(ids(Watermark { column: "id".into(), after: None }), [1, 2, 3, 4]);
+    assert_eq!(ids(Watermark { column: "at".into(), after: Some(json!("2011-12-09T12:50:00")) }), [3, 4]);
+    assert_eq!(ids(Watermark { column: "day".into(), after: Some(json!("2011-12-09")) }), [3, 4]);
+    assert_eq!(ids(Watermark { column: "note".into(), after: Some(json!("b")) }), [3, 4]);
+
+    let wm = Watermark { column: "idd".into(), after: Some(json!(1)) };
+    let err = read_with(dir.path(), cfg, OnError::Fail, 10, Some(&wm)).err().unwrap().to_string();
+    assert!(err.contains("column `idd`") && err.contains("did you mean `id`"), "{err}");
+}
+
+#[test]
+fn the_database_file_is_the_source() {
+    let (dir, path) = db("CREATE TABLE t (a INTEGER);");
+    let cfg = json!({"path": "shop.db", "table": "t"});
+    let cfg = cfg.as_object().unwrap();
+    let req = ReadRequest {
+        stage: "s",
+        config: cfg,
+        base_dir: dir.path(),
+        on_error: OnError::Fail,
+        batch_size: 10,
+        incremental: None,
+    };
+    assert_eq!(SqliteConnector.sources(&req).unwrap(), Sources::Files(vec![path]));
+    let out = read(dir.path(), json!({"path": "shop.db", "table": "t"})).unwrap();
+    assert_eq!(out.batches[0].num_rows(), 0);
+}
