@@ -5,7 +5,8 @@
 
 Read the Online Retail CSV → drop rows without CustomerID → drop exact duplicate rows →
 keep Quantity > 0 → per customer: recency (whole days from the customer's last invoice to
-the reference date, one day after the latest invoice in the data, both taken at midnight),
+the reference time, one day after the latest invoice in the data, rounded down — the
+usual "snapshot = max + 1 day" convention),
 frequency (distinct invoices), monetary (sum of Quantity × UnitPrice) → Parquet.
 
 Prints one JSON line: {"work_s": seconds after imports, "rows": customers, per-step counts}.
@@ -32,10 +33,10 @@ def run_pandas(csv: str, out: str) -> dict:
     counts["quantity"] = len(df)
     df["InvoiceDate"] = pd.to_datetime(df["InvoiceDate"], format="%Y-%m-%d %H:%M:%S")
     df["amount"] = df["Quantity"] * df["UnitPrice"]
-    reference = df["InvoiceDate"].max().normalize() + pd.Timedelta(days=1)
+    reference = df["InvoiceDate"].max() + pd.Timedelta(days=1)
     g = df.groupby("CustomerID")
     rfm = pd.DataFrame({
-        "recency": (reference - g["InvoiceDate"].max().dt.normalize()).dt.days,
+        "recency": (reference - g["InvoiceDate"].max()).dt.days,
         "frequency": g["InvoiceNo"].nunique(),
         "monetary": g["amount"].sum(),
     }).reset_index()
@@ -59,14 +60,13 @@ def run_polars(csv: str, out: str) -> dict:
         pl.col("InvoiceDate").str.strptime(pl.Datetime, "%Y-%m-%d %H:%M:%S"),
         (pl.col("Quantity") * pl.col("UnitPrice")).alias("amount"),
     )
-    reference = df["InvoiceDate"].max().date()
     import datetime as dt
 
-    reference = reference + dt.timedelta(days=1)
+    reference = df["InvoiceDate"].max() + dt.timedelta(days=1)
     rfm = (
         df.group_by("CustomerID")
         .agg(
-            pl.col("InvoiceDate").max().dt.date().alias("last"),
+            pl.col("InvoiceDate").max().alias("last"),
             pl.col("InvoiceNo").n_unique().alias("frequency"),
             pl.col("amount").sum().alias("monetary"),
         )
