@@ -2,10 +2,12 @@
 //! embedded DataFusion). Each kind implements [`sluice_core::StageKind`] (config side) and
 //! builds a [`sluice_core::Stage`] (runtime side).
 
+pub mod clean;
 pub mod collect;
 pub mod feature;
 mod incremental;
 pub mod reference;
+pub mod split;
 pub mod sql;
 
 use std::sync::Arc;
@@ -17,6 +19,8 @@ pub fn registry() -> Registry {
     let mut r = Registry::new();
     r.add_kind(Arc::new(collect::CollectKind));
     r.add_kind(Arc::new(feature::FeatureKind));
+    r.add_kind(Arc::new(clean::CleanKind));
+    r.add_kind(Arc::new(split::SplitKind));
     for c in sluice_connectors::builtin() {
         r.add_connector(Arc::from(c));
     }

@@ -35,6 +35,8 @@ pub fn sections(registry: &Registry) -> Vec<(String, String)> {
         ("stage".to_string(), key_table(UNIVERSAL_STAGE_KEYS)),
         ("collect".to_string(), key_table(crate::collect::COLLECT_KEYS)),
         ("feature-extract".to_string(), key_table(crate::feature::FEATURE_KEYS)),
+        ("clean".to_string(), key_table(crate::clean::CLEAN_KEYS)),
+        ("split".to_string(), key_table(crate::split::SPLIT_KEYS)),
     ];
     for c in registry.connectors() {
         out.push((format!("connector {}", c.name()), key_table(c.keys())));
@@ -99,6 +101,8 @@ mod tests {
             ("stage", UNIVERSAL_STAGE_KEYS),
             ("collect", crate::collect::COLLECT_KEYS),
             ("feature-extract", crate::feature::FEATURE_KEYS),
+            ("clean", crate::clean::CLEAN_KEYS),
+            ("split", crate::split::SPLIT_KEYS),
         ] {
             keys.extend(list.iter().map(|k| (section.to_string(), *k)));
         }

@@ -4,6 +4,7 @@
 // Test code: a panic with a message is the right failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod clean;
 mod diagnostics;
 mod incremental;
 mod on_error;

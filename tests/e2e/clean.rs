@@ -1,0 +1,298 @@
+//! `clean` and `split` through the binary: per-operation counts in the run record, the
+//! rejects output, the split outputs, the real Online Retail counts, and config errors that
+//! point at the line of the operation.
+
+use std::path::Path;
+
+use arrow::array::{Array, AsArray};
+use arrow::record_batch::RecordBatch;
+
+use crate::util::*;
+
+/// Orders with a missing customer, an exact duplicate line, a return (negative quantity),
+/// padded and upper-case text, a unicode country and a quantity that is not a number.
+const ORDERS: &str = "\
+InvoiceNo,StockCode,Description,Quantity,UnitPrice,CustomerID,Country
+1001,A1,  Mug  ,2,1.5,17850,UNITED KINGDOM
+1001,A1,  Mug  ,2,1.5,17850,UNITED KINGDOM
+1002,B2,Lamp,1,,17851,France
+1003,C3,Vase,-1,3.0,17852,Österreich
+1004,A1,Mug,3,1.5,,Germany
+1005,D4,Bowl,many,2.0,17853,Spain
+1006,E5,Plate,4,2.5,17854,Spain
+1007,F6, Cup,5,0.5,17855,EIRE
+";
+
+const PIPELINE: &str = r#"[pipeline]
+name = "clean-split"
+seed = 7
+
+[stages.orders]
+kind = "collect"
+connector = "csv"
+path = "data/orders.csv"
+schema = { Quantity = "string" }
+
+[stages.tidy]
+kind = "clean"
+inputs = ["orders"]
+keep_rejects = true
+drop_nulls = ["CustomerID"]
+dedup = true
+cast = { columns = { Quantity = "int64" }, on_error = "reject" }
+filter = "Quantity > 0"
+trim = ["Description"]
+lowercase = ["Country"]
+fill_nulls = { UnitPrice = "median" }
+drop = ["StockCode"]
+
+[stages.split]
+kind = "split"
+inputs = ["tidy"]
+method = "random"
+test_fraction = 0.25
+"#;
+
+fn read(path: &str) -> Vec<RecordBatch> {
+    let f = std::fs::File::open(path).unwrap();
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn output(record: &serde_json::Value, stage: &str, name: &str) -> Vec<RecordBatch> {
+    read(stage_field(record, stage, "outputs")[name].as_str().unwrap())
+}
+
+fn rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+fn strings(batches: &[RecordBatch], col: &str) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let c = b.column(b.schema().index_of(col).unwrap());
+        let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).unwrap();
+        out.extend(c.as_string::<i32>().iter().map(|v| v.map(str::to_string)));
+    }
+    out
+}
+
+/// `(op, rows_in, rows_out)` per step, from the run record.
+fn operations(record: &serde_json::Value, stage: &str) -> Vec<(String, u64, u64)> {
+    stage_field(record, stage, "metrics")["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["op"].as_str().unwrap().to_string(), o["rows_in"].as_u64().unwrap(), o["rows_out"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn collect_clean_split_counts_every_operation_and_keeps_rejects() {
+    let s = Scratch::new();
+    s.write("data/orders.csv", ORDERS);
+    let file = s.write("p.toml", PIPELINE);
+    let (code, r) = s.run_json(&file, &[]);
+    assert_eq!(code, 0, "{r:#}");
+    let ops = operations(&r, "tidy");
+    let ops: Vec<(&str, u64, u64)> = ops.iter().map(|(o, a, b)| (o.as_str(), *a, *b)).collect();
+    assert_eq!(
+        ops,
+        [
+            ("drop_nulls", 8, 7),
+            ("dedup", 7, 6),
+            ("cast", 6, 5),
+            ("filter", 5, 4),
+            ("trim", 4, 4),
+            ("lowercase", 4, 4),
+            ("fill_nulls", 4, 4),
+            ("drop", 4, 4),
+        ]
+    );
+    let metrics = stage_field(&r, "tidy", "metrics");
+    assert_eq!(metrics["rows_removed"], 4);
+    assert_eq!(metrics["operations"][6]["filled"], 1);
+
+    let data = output(&r, "tidy", "data");
+    assert_eq!(strings(&data, "Description"), [Some("Mug".into()), Some("Lamp".into()), Some("Plate".into()), Some("Cup".into())]);
+    assert_eq!(strings(&data, "Country")[0].as_deref(), Some("united kingdom"));
+    // The median of 1.5, 2.5, 0.5 fills the lamp's missing price.
+    assert_eq!(strings(&data, "UnitPrice")[1].as_deref(), Some("1.5"));
+    assert!(data[0].schema().index_of("StockCode").is_err());
+
+    // Rejects: input columns as read, in input order, with the step that removed each row.
+    let rejects = output(&r, "tidy", "rejects");
+    assert_eq!(strings(&rejects, "InvoiceNo"), [Some("1001".into()), Some("1003".into()), Some("1004".into()), Some("1005".into())]);
+    assert_eq!(
+        strings(&rejects, "rejected_op"),
+        [Some("dedup".into()), Some("filter".into()), Some("drop_nulls".into()), Some("cast".into())]
+    );
+    assert_eq!(strings(&rejects, "rejected_step"), [Some("1".into()), Some("3".into()), Some("0".into()), Some("2".into())]);
+    assert_eq!(strings(&rejects, "rejected_reason")[3].as_deref(), Some("`many` in column `Quantity` is not int64"));
+    assert_eq!(strings(&rejects, "StockCode")[0].as_deref(), Some("A1"));
+
+    // Split: every cleaned row in exactly one output, 25 % of 4 in test.
+    let train = output(&r, "split", "train");
+    let test = output(&r, "split", "test");
+    assert_eq!((rows(&train), rows(&test)), (3, 1));
+    let mut all: Vec<_> = strings(&train, "InvoiceNo").into_iter().chain(strings(&test, "InvoiceNo")).collect();
+    all.sort();
+    assert_eq!(all, strings(&data, "InvoiceNo"));
+    assert_eq!(stage_field(&r, "split", "metrics")["test_rows"], 1);
+
+    // The same seed gives the same split on a forced re-run.
+    let (_, again) = s.run_json(&file, &["--force-all"]);
+    assert_eq!(strings(&output(&again, "split", "test"), "InvoiceNo"), strings(&test, "InvoiceNo"));
+}
+
+#[test]
+fn steps_repeat_an_op_and_kfold_adds_balanced_folds() {
+    let s = Scratch::new();
+    s.write("data/orders.csv", ORDERS);
+    let file = s.write(
+        "p.toml",
+        r#"[pipeline]
+name = "steps"
+
+[stages.orders]
+kind = "collect"
+connector = "csv"
+path = "data/orders.csv"
+schema = { Quantity = "string" }
+
+[stages.tidy]
+kind = "clean"
+inputs = ["orders"]
+steps = [
+  { cast = { columns = { Quantity = "int64" }, on_error = "null" } },
+  { filter = "Quantity > 0" },
+  { dedup = { keys = ["StockCode"], keep = "last" } },
+  { filter = "Country <> 'EIRE'" },
+]
+
+[stages.folds]
+kind = "split"
+inputs = ["tidy"]
+method = "kfold"
+folds = 2
+test_fraction = 0.2
+"#,
+    );
+    let (code, r) = s.run_json(&file, &[]);
+    assert_eq!(code, 0, "{r:#}");
+    let ops = operations(&r, "tidy");
+    let names: Vec<&str> = ops.iter().map(|o| o.0.as_str()).collect();
+    assert_eq!(names, ["cast", "filter", "dedup", "filter"]);
+    // many → NULL; NULL and -1 are filtered; A1 three times → once; EIRE goes.
+    assert_eq!(ops.iter().map(|o| o.2).collect::<Vec<_>>(), [8, 6, 4, 3]);
+    assert_eq!(stage_field(&r, "tidy", "metrics")["operations"][0]["nulled"], 1);
+    let train = output(&r, "folds", "train");
+    let folds = strings(&train, "fold");
+    assert_eq!(rows(&train) + rows(&output(&r, "folds", "test")), 3);
+    assert!(folds.iter().all(|f| matches!(f.as_deref(), Some("0" | "1"))), "{folds:?}");
+}
+
+#[test]
+fn the_online_retail_counts_per_operation() {
+    let csv = std::env::var("SLUICE_RETAIL_CSV")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/online-retail/online_retail.csv").to_owned());
+    assert!(Path::new(&csv).is_file(), "the shared retail data must exist at {csv}");
+    let s = Scratch::new();
+    let file = s.write(
+        "retail.toml",
+        &format!(
+            r#"[pipeline]
+name = "retail-clean"
+
+[stages.orders]
+kind = "collect"
+connector = "csv"
+path = "{}"
+
+[stages.tidy]
+kind = "clean"
+inputs = ["orders"]
+drop_nulls = ["CustomerID"]
+dedup = true
+filter = "Quantity > 0"
+"#,
+            csv.replace('\\', "\\\\")
+        ),
+    );
+    let (code, r) = s.run_json(&file, &[]);
+    assert_eq!(code, 0, "{r:#}");
+    let ops = operations(&r, "tidy");
+    assert_eq!(
+        ops,
+        [
+            ("drop_nulls".to_string(), 541_909, 406_829),
+            ("dedup".to_string(), 406_829, 401_604),
+            ("filter".to_string(), 401_604, 392_732),
+        ]
+    );
+    assert_eq!(stage_field(&r, "tidy", "rows_out"), 392_732);
+}
+
+#[test]
+fn a_bad_op_config_points_at_its_line() {
+    let s = Scratch::new();
+    s.write("data/orders.csv", ORDERS);
+    let file = s.write(
+        "bad.toml",
+        r#"[pipeline]
+name = "bad"
+
+[stages.orders]
+kind = "collect"
+connector = "csv"
+path = "data/orders.csv"
+
+[stages.tidy]
+kind = "clean"
+inputs = ["orders"]
+steps = [
+  { drop_nulls = ["CustomerID"] },
+  { dedup = { keys = ["InvoiceNo"], keep = "middle" } },
+]
+"#,
+    );
+    let out = s.run(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(err.contains("bad.toml:14:"), "{err}");
+    assert!(err.contains("`keep` must be \"first\" or \"last\""), "{err}");
+}
+
+#[test]
+fn an_unknown_column_in_a_filter_points_inside_the_expression() {
+    let s = Scratch::new();
+    s.write("data/orders.csv", ORDERS);
+    let file = s.write(
+        "typo.toml",
+        r#"[pipeline]
+name = "typo"
+
+[stages.orders]
+kind = "collect"
+connector = "csv"
+path = "data/orders.csv"
+
+[stages.tidy]
+kind = "clean"
+inputs = ["orders"]
+trim = ["Description"]
+filter = "UnitPrice > 0 AND Quantiy > 0"
+"#,
+    );
+    let out = s.run(&["run", file.to_str().unwrap()]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    // Line 13, column 29 is where `Quantiy` starts inside the string.
+    assert!(err.contains("typo.toml:13:29"), "{err}");
+    assert!(err.contains("there is no column `Quantiy` at this step"), "{err}");
+    assert!(err.contains("did you mean `Quantity`?"), "{err}");
+}
