@@ -96,14 +96,3 @@ pub(crate) fn find<'s>(
     }
     Ok((index, field))
 }
-
-/// Collects the error of `r`, if any, into `issues`.
-pub(crate) fn note<T>(issues: &mut Vec<Issue>, r: Result<T, Issue>) -> Option<T> {
-    match r {
-        Ok(v) => Some(v),
-        Err(i) => {
-            issues.push(i);
-            None
-        }
-    }
-}

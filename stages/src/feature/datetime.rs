@@ -182,7 +182,7 @@ impl Transform for Datetime {
                 if *part == Part::IsWeekend {
                     let dow = extracted.as_any().downcast_ref::<arrow::array::Int32Array>();
                     let weekend: Int8Array =
-                        dow.map(|d| d.iter().map(|v| v.map(|v| i8::from(v >= 5))).collect()).unwrap_or_default();
+                        dow.map(|d| d.iter().map(|v| v.map(|v| i8::from(v >= 5))).collect()).unwrap_or_else(|| Int8Array::new_null(0));
                     arrays.push(Arc::new(weekend));
                 } else {
                     arrays.push(extracted);

@@ -402,8 +402,9 @@ mod tests {
     #[test]
     fn hash_is_stable_and_in_range_and_agrees_across_types() {
         // Pinned values: a change here changes every hashed feature ever produced.
-        assert_eq!(stable_hash(b""), stable_hash(b""));
-        assert_eq!(stable_hash(b"85123A") % 1024, 544);
+        // Checked against an independent Python implementation of the same arithmetic.
+        assert_eq!(stable_hash(b"85123A"), 0x37e9_807c_e654_99d3);
+        assert_eq!(stable_hash(b"85123A") % 1024, 467);
         let t = batch(vec![
             ("s", Arc::new(StringArray::from(vec![Some("85123A"), None, Some("42")]))),
             ("i", Arc::new(Int64Array::from(vec![Some(42), None, Some(7)]))),
@@ -412,7 +413,7 @@ mod tests {
         let out = Hash::parse(&At::new("hash", &v)).unwrap().apply(t).unwrap().table;
         let s = i64s(&out, "s");
         let i = i64s(&out, "i");
-        assert_eq!(s[0], Some(544));
+        assert_eq!(s[0], Some(467));
         assert_eq!(s[1], None);
         assert_eq!(s[2], i[0], "the integer 42 and the text \"42\" share a bucket");
         assert!(s.iter().chain(&i).flatten().all(|b| (0..1024).contains(b)));

@@ -80,12 +80,12 @@ impl Table {
     /// Runs `sql` with this table registered as `t`; the result in its order.
     pub fn query(&self, sql: &str) -> Result<Table, Failure> {
         let table = self.clone();
-        let sql = sql.to_string();
+        let text = sql.to_string();
         block_on(async move {
             let ctx = session();
             let mem = MemTable::try_new(Arc::clone(&table.schema), vec![table.batches])?;
             ctx.register_table("t", Arc::new(mem))?;
-            let df = ctx.sql(&sql).await?;
+            let df = ctx.sql(&text).await?;
             collect(df).await
         })?
         .map_err(|e: DataFusionError| {

@@ -237,7 +237,7 @@ mod tests {
     fn mistakes_are_reported_at_their_keys() {
         let v = json!({ "column": "sales", "order_by": "day", "window": 3, "aggs": ["mean", "median"] });
         assert_eq!(Rolling::parse(&At::new("rolling", &v)).unwrap_err().key, "rolling.aggs.1");
-        let v = json!({ "column": "sales", "order_by": "day", "periods": [1] });
+        let v = json!({ "column": "sales", "order_by": "dates", "periods": [1] });
         let issues = Lags::parse(&At::new("steps.0.lags", &v)).unwrap().check(&sales().schema);
         assert_eq!(issues[0].key, "steps.0.lags.order_by");
         assert_eq!(issues[0].help.as_deref(), Some("did you mean `date`?"));
