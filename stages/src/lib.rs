@@ -1,5 +1,6 @@
-//! Sluice stage kinds: `collect` (through connectors) and `feature-extract` (SQL on an
-//! embedded DataFusion). Each kind implements [`sluice_core::StageKind`] (config side) and
+//! Sluice stage kinds: `collect` (through connectors), `clean` (ordered cleaning
+//! operations), `feature-extract` (declarative transforms or SQL on an embedded DataFusion)
+//! and `split`. Each kind implements [`sluice_core::StageKind`] (config side) and
 //! builds a [`sluice_core::Stage`] (runtime side).
 
 pub mod clean;

@@ -1,0 +1,514 @@
+//! Grouped aggregations: `group_by` + `aggregations` (RFM and friends) and `interactions`
+//! (user × item tables for recommenders). Both compile to one DataFusion query and sort
+//! their output by the group keys, so the result is the same on every run.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, Int64Array};
+use arrow::compute::kernels::boolean::or;
+use arrow::compute::{is_null, max as max_of};
+use arrow::datatypes::{DataType, Field, Schema};
+use sluice_core::diagnostic::suggestion;
+use sluice_core::registry::Issue;
+
+use super::columns::{Accepts, find};
+use super::config::At;
+use super::datetime::{DAY_US, days_between, parse_instant, to_micros};
+use super::step::{Applied, Failure, Transform};
+use super::table::{ROW_ID, Table, quote};
+
+/// An aggregation function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Func {
+    Count,
+    CountDistinct,
+    Sum,
+    Mean,
+    Min,
+    Max,
+    First,
+    Last,
+    Recency,
+}
+
+/// Every function by its config name, with what it accepts.
+const FUNCS: &[(&str, Func, Accepts)] = &[
+    ("count", Func::Count, Accepts::Any),
+    ("count_distinct", Func::CountDistinct, Accepts::Ordered),
+    ("sum", Func::Sum, Accepts::Numeric),
+    ("mean", Func::Mean, Accepts::Numeric),
+    ("min", Func::Min, Accepts::Ordered),
+    ("max", Func::Max, Accepts::Ordered),
+    ("first", Func::First, Accepts::Any),
+    ("last", Func::Last, Accepts::Any),
+    ("recency", Func::Recency, Accepts::Temporal),
+];
+
+/// The reference date of `recency`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reference {
+    /// One day after the column's maximum over the whole input.
+    AfterMax,
+    /// A fixed instant (microseconds since the epoch).
+    At(i64),
+}
+
+/// One `NAME = { FUNC = "COLUMN", ... }` entry.
+#[derive(Debug, Clone)]
+struct Aggregation {
+    name: String,
+    name_key: String,
+    func: Func,
+    accepts: Accepts,
+    column: String,
+    column_key: String,
+    order_by: Option<(String, String)>,
+    reference: Reference,
+}
+
+/// The `group_by` + `aggregations` transform.
+#[derive(Debug)]
+pub(crate) struct GroupBy {
+    keys: Vec<(String, String)>,
+    aggregations: Vec<Aggregation>,
+}
+
+fn parse_aggregation(name: &str, at: &At<'_>) -> Result<Aggregation, Issue> {
+    let table = at.table()?;
+    let funcs: Vec<&str> = FUNCS.iter().map(|(n, _, _)| *n).collect();
+    let mut found = None;
+    for k in table.keys() {
+        if let Some(f) = FUNCS.iter().find(|(n, _, _)| n == k) {
+            if found.is_some() {
+                return Err(at.issue(format!("aggregation `{name}` names more than one function")));
+            }
+            found = Some(*f);
+        } else if !matches!(k.as_str(), "order_by" | "reference") {
+            let known = funcs.iter().copied().chain(["order_by", "reference"]);
+            let help = suggestion(k, known).unwrap_or_else(|| format!("functions: {}", funcs.join(", ")));
+            return Err(Issue::new(format!("{}.{k}", at.key), format!("unknown key `{k}` in `{}`", at.key))
+                .with_help(help));
+        }
+    }
+    let Some((fname, func, accepts)) = found else {
+        return Err(at
+            .issue(format!("aggregation `{name}` names no function"))
+            .with_help(format!("write e.g. {name} = {{ sum = \"amount\" }}; functions: {}", funcs.join(", "))));
+    };
+    let col = at.require(fname)?;
+    let column = col.str()?.to_string();
+    if column == "*" && func != Func::Count {
+        return Err(col.issue("`*` only works with `count`"));
+    }
+    let order_by = match at.get("order_by") {
+        Some(o) if matches!(func, Func::First | Func::Last) => Some((o.str()?.to_string(), o.key.clone())),
+        Some(o) => return Err(o.issue("`order_by` only applies to `first` and `last`")),
+        None if matches!(func, Func::First | Func::Last) => {
+            return Err(at
+                .issue(format!("`{fname}` needs `order_by` to be deterministic"))
+                .with_help(format!("write {name} = {{ {fname} = \"{column}\", order_by = \"InvoiceDate\" }}")));
+        }
+        None => None,
+    };
+    let reference = match at.get("reference") {
+        Some(r) if func == Func::Recency => match r.str()? {
+            "max" => Reference::AfterMax,
+            text => Reference::At(parse_instant(text).ok_or_else(|| {
+                r.issue(format!("`{text}` is not a date"))
+                    .with_help("write \"max\" or a date such as \"2011-12-10\"")
+            })?),
+        },
+        Some(r) => return Err(r.issue("`reference` only applies to `recency`")),
+        None => Reference::AfterMax,
+    };
+    Ok(Aggregation {
+        name: name.to_string(),
+        name_key: at.key.clone(),
+        func,
+        accepts,
+        column,
+        column_key: col.key,
+        order_by,
+        reference,
+    })
+}
+
+impl GroupBy {
+    /// Reads `group_by` (a column or a list) and `aggregations` (a table of entries).
+    pub fn parse(group_by: Option<&At<'_>>, aggregations: Option<&At<'_>>, missing_key: &str) -> Result<Self, Issue> {
+        let (Some(group_by), Some(aggregations)) = (group_by, aggregations) else {
+            let which = if group_by.is_none() { "group_by" } else { "aggregations" };
+            return Err(Issue::new(missing_key, format!("`group_by` and `aggregations` go together; `{which}` is missing"))
+                .with_help("write group_by = [\"CustomerID\"] and aggregations = { orders = { count = \"*\" } }; use group_by = [] for one row over the whole table"));
+        };
+        let keys = match group_by.value {
+            serde_json::Value::String(s) => vec![(s.clone(), group_by.key.clone())],
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| At::new(format!("{}.{i}", group_by.key), v))
+                .map(|a| Ok((a.str()?.to_string(), a.key.clone())))
+                .collect::<Result<_, Issue>>()?,
+            _ => return Err(group_by.expected("a column name or an array of column names")),
+        };
+        let mut list = Vec::new();
+        for (name, at) in aggregations.entries()? {
+            list.push(parse_aggregation(name, &at)?);
+        }
+        if list.is_empty() {
+            return Err(aggregations.issue("`aggregations` needs at least one entry"));
+        }
+        Ok(GroupBy { keys, aggregations: list })
+    }
+
+    fn sql(&self) -> String {
+        let mut select: Vec<String> = self.keys.iter().map(|(k, _)| quote(k)).collect();
+        for a in &self.aggregations {
+            let c = if a.column == "*" { "*".to_string() } else { quote(&a.column) };
+            let expr = match a.func {
+                Func::Count => format!("COUNT({c})"),
+                Func::CountDistinct => format!("COUNT(DISTINCT {c})"),
+                Func::Sum => format!("SUM({c})"),
+                Func::Mean => format!("AVG({c})"),
+                Func::Min => format!("MIN({c})"),
+                Func::Max | Func::Recency => format!("MAX({c})"),
+                // Rows with a null `order_by` come last either way; input position breaks ties.
+                Func::First | Func::Last => {
+                    let (o, _) = a.order_by.as_ref().map_or((String::new(), String::new()), Clone::clone);
+                    let dir = if a.func == Func::First { "ASC" } else { "DESC" };
+                    format!(
+                        "first_value({c} ORDER BY {} {dir} NULLS LAST, {} {dir})",
+                        quote(&o),
+                        quote(ROW_ID)
+                    )
+                }
+            };
+            select.push(format!("{expr} AS {}", quote(&a.name)));
+        }
+        let mut sql = format!("SELECT {} FROM t", select.join(", "));
+        if !self.keys.is_empty() {
+            let keys: Vec<String> = self.keys.iter().map(|(k, _)| quote(k)).collect();
+            let order: Vec<String> = keys.iter().map(|k| format!("{k} ASC NULLS LAST")).collect();
+            sql.push_str(&format!(" GROUP BY {} ORDER BY {}", keys.join(", "), order.join(", ")));
+        }
+        sql
+    }
+
+    /// Turns each recency column (the latest value per group) into whole days.
+    fn recency(&self, table: Table) -> Result<Table, Failure> {
+        let mut plan = Vec::new();
+        for a in self.aggregations.iter().filter(|a| a.func == Func::Recency) {
+            let index = table.schema.index_of(&a.name)?;
+            let latest: Vec<Int64Array> =
+                table.column(index).iter().map(|c| to_micros(c.as_ref())).collect::<Result<_, _>>()?;
+            let reference = match a.reference {
+                Reference::At(r) => r,
+                Reference::AfterMax => latest.iter().filter_map(max_of).max().unwrap_or(0) + DAY_US,
+            };
+            plan.push((index, reference, latest));
+        }
+        if plan.is_empty() {
+            return Ok(table);
+        }
+        let fields: Vec<Field> = table
+            .schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| match plan.iter().any(|(j, _, _)| *j == i) {
+                true => Field::new(f.name(), DataType::Int64, true),
+                false => f.as_ref().clone(),
+            })
+            .collect();
+        let schema = Arc::new(Schema::new_with_metadata(fields, table.schema.metadata().clone()));
+        let mut batch_no = 0;
+        table.map_batches(schema, |b| {
+            let mut columns = b.columns().to_vec();
+            for (index, reference, latest) in &plan {
+                let days: Int64Array =
+                    latest[batch_no].iter().map(|v| v.map(|v| days_between(v, *reference))).collect();
+                columns[*index] = Arc::new(days);
+            }
+            batch_no += 1;
+            Ok(columns)
+        })
+    }
+}
+
+impl Transform for GroupBy {
+    fn op(&self) -> &'static str {
+        "group_by"
+    }
+
+    fn check(&self, input: &Schema) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        for (k, key) in &self.keys {
+            issues.extend(find(input, k, Accepts::Ordered, key, "group_by").err());
+        }
+        for a in &self.aggregations {
+            if a.column != "*" {
+                let what = FUNCS.iter().find(|(_, f, _)| *f == a.func).map_or("aggregation", |(n, _, _)| *n);
+                issues.extend(find(input, &a.column, a.accepts, &a.column_key, what).err());
+            }
+            if let Some((o, key)) = &a.order_by {
+                issues.extend(find(input, o, Accepts::Ordered, key, "order_by").err());
+            }
+            if self.keys.iter().any(|(k, _)| *k == a.name) {
+                issues.push(Issue::new(
+                    a.name_key.clone(),
+                    format!("aggregation `{}` has the name of a group_by column", a.name),
+                ));
+            }
+        }
+        issues
+    }
+
+    fn apply(&self, input: Table) -> Result<Applied, Failure> {
+        let needs_order = self.aggregations.iter().any(|a| matches!(a.func, Func::First | Func::Last));
+        let input = if needs_order { input.with_row_ids()? } else { input };
+        let out = input.query(&self.sql())?;
+        Ok(self.recency(out)?.into())
+    }
+}
+
+/// How an interaction is weighed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Weight {
+    /// Rows per (user, item).
+    Count,
+    /// Sum of a column per (user, item).
+    Sum(String, String),
+    /// The latest `time` per (user, item).
+    LastSeen,
+}
+
+/// The `interactions` transform: a `user`, `item`, `weight` table.
+#[derive(Debug)]
+pub(crate) struct Interactions {
+    user: (String, String),
+    item: (String, String),
+    weight: Weight,
+    time: Option<(String, String)>,
+}
+
+impl Interactions {
+    /// Reads `interactions = { user, item, weight, time }`.
+    pub fn parse(at: &At<'_>) -> Result<Self, Issue> {
+        at.only(&["user", "item", "weight", "time"], &["user", "item"])?;
+        let named = |name: &str| -> Result<(String, String), Issue> {
+            let v = at.require(name)?;
+            Ok((v.str()?.to_string(), v.key.clone()))
+        };
+        let time = at.get("time").map(|t| Ok::<_, Issue>((t.str()?.to_string(), t.key.clone()))).transpose()?;
+        let weight_key = format!("{}.weight", at.key);
+        let weight = match at.get("weight") {
+            None => Weight::Count,
+            Some(w) => match w.value {
+                serde_json::Value::String(s) if s == "count" => Weight::Count,
+                serde_json::Value::String(s) if s == "last_seen" => Weight::LastSeen,
+                serde_json::Value::Object(_) => {
+                    w.only(&["sum"], &["sum"])?;
+                    let s = w.require("sum")?;
+                    Weight::Sum(s.str()?.to_string(), s.key.clone())
+                }
+                _ => {
+                    return Err(w
+                        .issue("unknown weight")
+                        .with_help("use \"count\", \"last_seen\" (with `time`) or { sum = \"COLUMN\" }"));
+                }
+            },
+        };
+        if weight == Weight::LastSeen && time.is_none() {
+            return Err(Issue::new(weight_key, "`last_seen` needs `time = \"COLUMN\"`"));
+        }
+        Ok(Interactions { user: named("user")?, item: named("item")?, weight, time })
+    }
+}
+
+impl Transform for Interactions {
+    fn op(&self) -> &'static str {
+        "interactions"
+    }
+
+    fn check(&self, input: &Schema) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        issues.extend(find(input, &self.user.0, Accepts::Ordered, &self.user.1, "interactions").err());
+        issues.extend(find(input, &self.item.0, Accepts::Ordered, &self.item.1, "interactions").err());
+        if let Weight::Sum(c, key) = &self.weight {
+            issues.extend(find(input, c, Accepts::Numeric, key, "sum").err());
+        }
+        if let Some((t, key)) = &self.time {
+            issues.extend(find(input, t, Accepts::Temporal, key, "time").err());
+        }
+        issues
+    }
+
+    fn apply(&self, input: Table) -> Result<Applied, Failure> {
+        let (u, _) = find(&input.schema, &self.user.0, Accepts::Ordered, &self.user.1, "interactions")?;
+        let (i, _) = find(&input.schema, &self.item.0, Accepts::Ordered, &self.item.1, "interactions")?;
+        let mut dropped = 0u64;
+        for b in &input.batches {
+            dropped += or(&is_null(b.column(u))?, &is_null(b.column(i))?)?.true_count() as u64;
+        }
+        let weight = match &self.weight {
+            Weight::Count => "COUNT(*)".to_string(),
+            Weight::Sum(c, _) => format!("SUM({})", quote(c)),
+            Weight::LastSeen => {
+                let (t, _) = self.time.as_ref().map_or((String::new(), String::new()), Clone::clone);
+                format!("MAX({})", quote(&t))
+            }
+        };
+        let (uq, iq) = (quote(&self.user.0), quote(&self.item.0));
+        let sql = format!(
+            "SELECT {uq} AS \"user\", {iq} AS \"item\", {weight} AS \"weight\" FROM t \
+             WHERE {uq} IS NOT NULL AND {iq} IS NOT NULL GROUP BY {uq}, {iq} ORDER BY {uq}, {iq}"
+        );
+        Ok(Applied { table: input.query(&sql)?, dropped })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use arrow::array::{Float64Array, StringArray, TimestampMicrosecondArray};
+    use serde_json::json;
+
+    use super::*;
+    use crate::feature::testing::{batch, f64s, i64s, strs};
+
+    fn ts(s: &str) -> Option<i64> {
+        Some(parse_instant(s).unwrap())
+    }
+
+    /// Five order lines of three customers (one without a customer id).
+    fn orders() -> Table {
+        batch(vec![
+            ("CustomerID", Arc::new(StringArray::from(vec![Some("A"), Some("B"), Some("A"), None, Some("A")]))),
+            ("InvoiceNo", Arc::new(StringArray::from(vec!["1", "2", "3", "4", "3"]))),
+            ("amount", Arc::new(Float64Array::from(vec![Some(10.0), Some(5.5), Some(2.5), Some(1.0), None]))),
+            (
+                "InvoiceDate",
+                Arc::new(TimestampMicrosecondArray::from(vec![
+                    ts("2011-12-01 10:00:00"),
+                    ts("2011-12-09 12:00:00"),
+                    ts("2011-12-05 09:00:00"),
+                    ts("2011-12-09 18:00:00"),
+                    ts("2011-12-05 09:00:00"),
+                ])),
+            ),
+            ("Country", Arc::new(StringArray::from(vec!["UK", "FR", "DE", "UK", "ES"]))),
+        ])
+    }
+
+    fn group_by(g: serde_json::Value, a: serde_json::Value) -> GroupBy {
+        GroupBy::parse(Some(&At::new("group_by", &g)), Some(&At::new("aggregations", &a)), "group_by").unwrap()
+    }
+
+    fn rfm() -> GroupBy {
+        group_by(
+            json!(["CustomerID"]),
+            json!({
+                "recency": { "recency": "InvoiceDate", "reference": "2011-12-10" },
+                "frequency": { "count_distinct": "InvoiceNo" },
+                "monetary": { "sum": "amount" },
+                "lines": { "count": "*" },
+                "mean": { "mean": "amount" },
+                "first_order": { "min": "InvoiceDate" },
+                "first_country": { "first": "Country", "order_by": "InvoiceDate" },
+                "last_country": { "last": "Country", "order_by": "InvoiceDate" },
+                "recency_max": { "recency": "InvoiceDate", "reference": "max" },
+            }),
+        )
+    }
+
+    #[test]
+    fn rfm_by_hand() {
+        let g = rfm();
+        assert!(g.check(&orders().schema).is_empty());
+        let out = g.apply(orders()).unwrap().table;
+        // Sorted by CustomerID, the null group last.
+        assert_eq!(strs(&out, "CustomerID"), vec![Some("A".into()), Some("B".into()), None]);
+        // A's latest order is 2011-12-05 09:00: 4 days and 15 hours before the 10th → 4.
+        assert_eq!(i64s(&out, "recency"), vec![Some(4), Some(0), Some(0)]);
+        assert_eq!(i64s(&out, "frequency"), vec![Some(2), Some(1), Some(1)]);
+        assert_eq!(f64s(&out, "monetary"), vec![Some(12.5), Some(5.5), Some(1.0)]);
+        assert_eq!(i64s(&out, "lines"), vec![Some(3), Some(1), Some(1)]);
+        assert_eq!(f64s(&out, "mean"), vec![Some(6.25), Some(5.5), Some(1.0)]);
+        assert_eq!(strs(&out, "first_order")[0].as_deref(), Some("2011-12-01T10:00:00"));
+        // A's two lines at 12-05 09:00 tie: the one written first (DE) is first, the later
+        // one (ES) is last.
+        assert_eq!(strs(&out, "first_country"), vec![Some("UK".into()), Some("FR".into()), Some("UK".into())]);
+        assert_eq!(strs(&out, "last_country"), vec![Some("ES".into()), Some("FR".into()), Some("UK".into())]);
+        // "max": one day after 2011-12-09 18:00 = 2011-12-10 18:00.
+        assert_eq!(i64s(&out, "recency_max"), vec![Some(5), Some(1), Some(1)]);
+    }
+
+    #[test]
+    fn runs_are_identical_and_empty_input_gives_the_same_schema() {
+        let a = rfm().apply(orders()).unwrap().table;
+        let b = rfm().apply(orders()).unwrap().table;
+        assert_eq!(a.batches, b.batches);
+        let empty = rfm().apply(Table::empty(orders().schema)).unwrap().table;
+        assert_eq!(empty.rows(), 0);
+        assert_eq!(empty.schema, a.schema);
+    }
+
+    #[test]
+    fn unknown_columns_and_wrong_types_point_at_the_entry() {
+        let g = group_by(
+            json!(["CustomerId"]),
+            json!({ "monetary": { "sum": "Country" }, "f": { "count_distinct": "InvoiceNumber" } }),
+        );
+        let issues = g.check(&orders().schema);
+        assert_eq!(issues.len(), 3, "{issues:?}");
+        assert_eq!(issues[0].key, "group_by.0");
+        assert_eq!(issues[0].help.as_deref(), Some("did you mean `CustomerID`?"));
+        assert_eq!(issues[1].key, "aggregations.monetary.sum");
+        assert!(issues[1].message.contains("numeric"), "{}", issues[1].message);
+        assert_eq!(issues[2].key, "aggregations.f.count_distinct");
+    }
+
+    #[test]
+    fn config_mistakes() {
+        let g = json!(["CustomerID"]);
+        let parse = |a: serde_json::Value| {
+            GroupBy::parse(Some(&At::new("group_by", &g)), Some(&At::new("aggregations", &a)), "group_by")
+                .unwrap_err()
+        };
+        let e = parse(json!({ "x": { "summ": "amount" } }));
+        assert_eq!(e.key, "aggregations.x.summ");
+        assert_eq!(e.help.as_deref(), Some("did you mean `sum`?"));
+        assert!(parse(json!({ "x": { "last": "Country" } })).message.contains("order_by"));
+        assert!(parse(json!({ "x": { "recency": "d", "reference": "someday" } })).message.contains("not a date"));
+        let e = GroupBy::parse(Some(&At::new("group_by", &g)), None, "group_by").unwrap_err();
+        assert!(e.message.contains("aggregations"));
+    }
+
+    #[test]
+    fn no_group_keys_is_one_row() {
+        let out = group_by(json!([]), json!({ "n": { "count": "CustomerID" } })).apply(orders()).unwrap().table;
+        assert_eq!(i64s(&out, "n"), vec![Some(4)]);
+    }
+
+    #[test]
+    fn interactions_drop_and_count_null_users() {
+        let v = json!({ "user": "CustomerID", "item": "Country", "weight": { "sum": "amount" } });
+        let x = Interactions::parse(&At::new("interactions", &v)).unwrap();
+        assert!(x.check(&orders().schema).is_empty());
+        let out = x.apply(orders()).unwrap();
+        assert_eq!(out.dropped, 1);
+        let t = out.table;
+        let names: Vec<&str> = t.schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["user", "item", "weight"]);
+        assert_eq!(strs(&t, "user"), ["A", "A", "A", "B"].map(|s| Some(s.to_string())).to_vec());
+        assert_eq!(strs(&t, "item"), ["DE", "ES", "UK", "FR"].map(|s| Some(s.to_string())).to_vec());
+        assert_eq!(f64s(&t, "weight"), vec![Some(2.5), None, Some(10.0), Some(5.5)]);
+        assert_eq!(t.batches[0].column(2).null_count(), 1);
+
+        let v = json!({ "user": "CustomerID", "item": "Country", "weight": "last_seen" });
+        assert!(Interactions::parse(&At::new("interactions", &v)).unwrap_err().message.contains("time"));
+        let v = json!({ "user": "CustomerID", "item": "Country", "weight": "last_seen", "time": "InvoiceDate" });
+        let t = Interactions::parse(&At::new("interactions", &v)).unwrap().apply(orders()).unwrap().table;
+        assert_eq!(strs(&t, "weight")[0].as_deref(), Some("2011-12-05T09:00:00"));
+    }
+}
