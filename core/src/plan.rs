@@ -129,6 +129,10 @@ pub fn plan(
         if let Some(s) = &source {
             h.update(b"\0source=").update(s.as_bytes());
         }
+        if registry.kind(&spec.kind).is_some_and(|k| k.uses_seed()) {
+            // A different pipeline seed draws different rows.
+            h.update(b"\0seed=").update(&p.seed.to_le_bytes());
+        }
         if volatile {
             // A fresh key every run: a volatile source is never reused.
             h.update(format!("{:?}", std::time::SystemTime::now()).as_bytes());

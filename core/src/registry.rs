@@ -129,6 +129,12 @@ pub trait StageKind: Send + Sync {
         Derived::unknown(&stage.outputs)
     }
 
+    /// Whether the output depends on the pipeline seed (random splits, sampling); the seed
+    /// then joins the cache key.
+    fn uses_seed(&self) -> bool {
+        false
+    }
+
     /// Reads just enough of the stage's source to know the schema of `output`, for
     /// `sluice validate --data`. Kinds that read no external source return `Ok(None)`.
     fn probe_schema(

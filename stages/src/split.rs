@@ -3,8 +3,9 @@
 //! holdout. Every input row lands in exactly one output.
 //!
 //! Randomness comes from a counter-based splitmix64 keyed by the pipeline seed mixed with
-//! the stage name and the row's position in the input, so the split depends on neither batch
-//! boundaries nor thread count.
+//! the stage's config hash (not its name: two identical stages share one cached artifact,
+//! so they must draw the same rows) and the row's position in the input, so the split
+//! depends on neither batch boundaries nor thread count.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -262,7 +263,7 @@ pub fn splitmix64(seed: u64, i: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The stage's seed: the pipeline seed mixed with the stage name.
+/// The stage's seed: the pipeline seed mixed with a stage-specific string (its config hash).
 pub fn stage_seed(pipeline_seed: u64, stage: &str) -> u64 {
     stage.bytes().fold(splitmix64(pipeline_seed, 0), |h, b| splitmix64(h ^ u64::from(b), 1))
 }
@@ -451,6 +452,10 @@ impl StageKind for SplitKind {
         vec!["train".to_string(), "test".to_string()]
     }
 
+    fn uses_seed(&self) -> bool {
+        true
+    }
+
     fn is_result(&self) -> bool {
         false
     }
@@ -498,7 +503,7 @@ impl Stage for SplitStage {
             return Err(diagnostic(spec, issue));
         }
         let batches = input.dataset.read_all()?;
-        let seed = stage_seed(ctx.seed, &spec.name);
+        let seed = stage_seed(ctx.seed, &spec.config_hash);
         let assignment = assign(&self.config, &schema, &batches, seed)?;
         let (train, test) = materialize(&self.config, &schema, &batches, &assignment)?;
         let mut w = ctx.output("train", self.config.train_schema(&schema))?;

@@ -10,6 +10,7 @@ mod incremental;
 mod on_error;
 mod quickstart;
 mod resume;
+mod retail_rfm;
 mod runs;
 mod sample_data;
 mod util;
