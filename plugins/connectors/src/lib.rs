@@ -40,3 +40,28 @@ pub fn builtin() -> Vec<Box<dyn Connector>> {
         Box::new(PostgresConnector),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn connectors_have_unique_names_and_every_key_a_doc_and_an_example() {
+        let all = builtin();
+        let names: HashSet<&str> = all.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), all.len());
+        assert!(names.contains("sqlite") && names.contains("postgres"));
+        for c in &all {
+            assert!(!c.doc().is_empty(), "{}", c.name());
+            let mut keys = HashSet::new();
+            for k in c.keys() {
+                assert!(keys.insert(k.name), "{}: `{}` declared twice", c.name(), k.name);
+                assert!(!k.doc.is_empty(), "{}: `{}` has no doc", c.name(), k.name);
+                let ex = k.example.unwrap_or_else(|| panic!("{}: `{}` has no example", c.name(), k.name));
+                assert!(ex.starts_with(k.name), "{}: example `{ex}` is not for `{}`", c.name(), k.name);
+            }
+        }
+    }
+}

@@ -9,6 +9,7 @@ mod redact;
 mod types;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ::postgres::config::Host;
@@ -21,7 +22,6 @@ use sluice_plugin::{
     BatchReader, ConfigIssue, Connector, ConnectorError, KeySpec, KeyType, OnError, ReadRequest, Reject,
     Sources,
 };
-use std::sync::Arc;
 
 use self::redact::Redactor;
 use self::types::{PgKind, Raw, Unfit};
@@ -168,13 +168,12 @@ fn parse_duration(s: &str) -> Option<Duration> {
     n.checked_mul(secs).map(Duration::from_secs)
 }
 
-/// The server's words for a failed statement: message, position, detail and hint.
-fn describe_pg_error(e: &::postgres::Error, offset: usize) -> String {
+/// The server's words for a failed statement: message, position (only when `query` is
+/// the user's own text, so the position means something to them), detail and hint.
+fn describe_pg_error(e: &::postgres::Error, query: Option<&SqlSource>) -> String {
     let Some(db) = e.as_db_error() else { return e.to_string() };
     let mut msg = db.message().to_owned();
-    if let Some(ErrorPosition::Original(p)) = db.position()
-        && let Some(p) = (*p as usize).checked_sub(offset).filter(|p| *p > 0)
-    {
+    if let (Some(ErrorPosition::Original(p)), Some(SqlSource::Query(_))) = (db.position(), query) {
         msg.push_str(&format!(" (at character {p} of the query)"));
     }
     if let Some(d) = db.detail() {
@@ -220,7 +219,11 @@ fn describe(client: &mut Client, opts: &PgOptions) -> Result<(Vec<PgColumn>, Sch
     let sql = opts.source.select();
     let stmt = client.prepare(&sql).map_err(|e| {
         let key = opts.source.key();
-        let msg = format!("PostgreSQL rejected {}: {}", opts.source.describe(), describe_pg_error(&e, 0));
+        let msg = format!(
+            "PostgreSQL rejected {}: {}",
+            opts.source.describe(),
+            describe_pg_error(&e, Some(&opts.source))
+        );
         ConnectorError::config(key, opts.redact.clean(&msg))
     })?;
     let mut columns = Vec::new();
@@ -306,7 +309,7 @@ impl PgReader {
                 "PostgreSQL {} failed {what} {}: {}",
                 opts.server(),
                 opts.source.describe(),
-                describe_pg_error(&e, 0)
+                describe_pg_error(&e, None)
             ))
         };
         // Read-only: a query can never change the data it reads.
@@ -393,7 +396,7 @@ impl PgReader {
                     "PostgreSQL {} failed reading {}: {}",
                     self.opts.server(),
                     self.opts.source.describe(),
-                    describe_pg_error(&e, 0)
+                    describe_pg_error(&e, None)
                 ))
             })?;
             if rows.is_empty() {

@@ -78,34 +78,50 @@ impl ColumnBuilder {
         })
     }
 
-    fn append(&mut self, cell: &Cell<'_>) -> Result<(), ConnectorError> {
+    /// Whether `cell` can be appended to this column.
+    fn accepts(&self, cell: &Cell<'_>) -> bool {
+        matches!(
+            (self, cell),
+            (_, Cell::Null)
+                | (ColumnBuilder::I16(_) | ColumnBuilder::I32(_) | ColumnBuilder::I64(_), Cell::Int(_))
+                | (ColumnBuilder::F32(_) | ColumnBuilder::F64(_), Cell::Float(_))
+                | (ColumnBuilder::Bool(_), Cell::Bool(_))
+                | (ColumnBuilder::Utf8(_), Cell::Text(_))
+                | (ColumnBuilder::Binary(_), Cell::Bytes(_))
+                | (ColumnBuilder::Date(_), Cell::Days(_))
+                | (ColumnBuilder::Micros(_), Cell::Micros(_))
+                | (ColumnBuilder::Decimal(_), Cell::Decimal(_))
+        )
+    }
+
+    /// Appends `cell`, which [`accepts`](Self::accepts) has approved; anything else
+    /// becomes NULL.
+    fn append(&mut self, cell: &Cell<'_>) {
         // The narrowing casts are safe: decoders only produce values in range for the column.
         match (self, cell) {
-            (ColumnBuilder::I16(b), Cell::Null) => b.append_null(),
             (ColumnBuilder::I16(b), Cell::Int(v)) => b.append_value(*v as i16),
-            (ColumnBuilder::I32(b), Cell::Null) => b.append_null(),
             (ColumnBuilder::I32(b), Cell::Int(v)) => b.append_value(*v as i32),
-            (ColumnBuilder::I64(b), Cell::Null) => b.append_null(),
             (ColumnBuilder::I64(b), Cell::Int(v)) => b.append_value(*v),
-            (ColumnBuilder::F32(b), Cell::Null) => b.append_null(),
             (ColumnBuilder::F32(b), Cell::Float(v)) => b.append_value(*v as f32),
-            (ColumnBuilder::F64(b), Cell::Null) => b.append_null(),
             (ColumnBuilder::F64(b), Cell::Float(v)) => b.append_value(*v),
-            (ColumnBuilder::Bool(b), Cell::Null) => b.append_null(),
             (ColumnBuilder::Bool(b), Cell::Bool(v)) => b.append_value(*v),
-            (ColumnBuilder::Utf8(b), Cell::Null) => b.append_null(),
             (ColumnBuilder::Utf8(b), Cell::Text(v)) => b.append_value(v),
-            (ColumnBuilder::Binary(b), Cell::Null) => b.append_null(),
             (ColumnBuilder::Binary(b), Cell::Bytes(v)) => b.append_value(v),
-            (ColumnBuilder::Date(b), Cell::Null) => b.append_null(),
             (ColumnBuilder::Date(b), Cell::Days(v)) => b.append_value(*v),
-            (ColumnBuilder::Micros(b), Cell::Null) => b.append_null(),
             (ColumnBuilder::Micros(b), Cell::Micros(v)) => b.append_value(*v),
-            (ColumnBuilder::Decimal(b), Cell::Null) => b.append_null(),
             (ColumnBuilder::Decimal(b), Cell::Decimal(v)) => b.append_value(*v),
-            (_, cell) => return Err(internal(format!("value {cell:?} does not match its column's builder"))),
+            (ColumnBuilder::I16(b), _) => b.append_null(),
+            (ColumnBuilder::I32(b), _) => b.append_null(),
+            (ColumnBuilder::I64(b), _) => b.append_null(),
+            (ColumnBuilder::F32(b), _) => b.append_null(),
+            (ColumnBuilder::F64(b), _) => b.append_null(),
+            (ColumnBuilder::Bool(b), _) => b.append_null(),
+            (ColumnBuilder::Utf8(b), _) => b.append_null(),
+            (ColumnBuilder::Binary(b), _) => b.append_null(),
+            (ColumnBuilder::Date(b), _) => b.append_null(),
+            (ColumnBuilder::Micros(b), _) => b.append_null(),
+            (ColumnBuilder::Decimal(b), _) => b.append_null(),
         }
-        Ok(())
     }
 
     fn finish(&mut self) -> ArrayRef {
@@ -173,15 +189,13 @@ impl RowBatchBuilder {
                 self.columns.len()
             )));
         }
-        for (i, (b, c)) in self.columns.iter_mut().zip(cells).enumerate() {
-            if let Err(e) = b.append(c) {
-                // Keep the columns the same length, so one bug cannot corrupt later batches.
-                for b in &mut self.columns[..i] {
-                    b.finish();
-                }
-                self.rows = 0;
-                return Err(e);
-            }
+        // Check the whole row first: appending part of a row would leave the columns with
+        // different lengths.
+        if let Some((_, c)) = self.columns.iter().zip(cells).find(|(b, c)| !b.accepts(c)) {
+            return Err(internal(format!("value {c:?} does not match its column's builder")));
+        }
+        for (b, c) in self.columns.iter_mut().zip(cells) {
+            b.append(c);
         }
         self.rows += 1;
         Ok(())
@@ -242,9 +256,14 @@ mod tests {
             Field::new("b", DataType::Int64, true),
         ]));
         let mut b = RowBatchBuilder::new(schema, 1).unwrap();
+        b.push_row(&[Cell::Int(0), Cell::Int(0)]).unwrap();
         let err = b.push_row(&[Cell::Int(1), Cell::Text("x".into())]).unwrap_err().to_string();
         assert!(err.contains("this is a bug"), "{err}");
+        assert!(b.push_row(&[Cell::Int(1)]).is_err());
         b.push_row(&[Cell::Int(1), Cell::Int(2)]).unwrap();
-        assert_eq!(b.finish().unwrap().num_rows(), 1);
+        // The refused rows left nothing behind; the good ones are intact.
+        let batch = b.finish().unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.column(1).as_primitive::<arrow::datatypes::Int64Type>().values(), &[0, 2]);
     }
 }

@@ -595,3 +595,137 @@ fn after_an_error_the_reader_ends() {
     assert!(r.next_batch().unwrap().is_err());
     assert!(r.next_batch().is_none());
 }
+
+#[test]
+fn latin1_and_windows1252_files_decode_to_utf8() {
+    // "Müller;José;Ærø" in ISO-8859-1, across tiny blocks so decoding meets every boundary.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "l.csv",
+        b"Name,City\nM\xfcller,K\xf8benhavn\nJos\xe9,M\xe1laga\n\xc6r\xf8,\"S\xe3o, Paulo\"\n",
+    );
+    let cfg = json!({"path": "l.csv", "encoding": "latin-1"});
+    for block in [1, 3, DEFAULT_BLOCK] {
+        let out = run_with(dir.path(), cfg.clone(), OnError::Fail, block, 1000).unwrap();
+        assert_eq!(
+            out.table(),
+            [
+                vec![s("Müller"), s("København")],
+                vec![s("José"), s("Málaga")],
+                vec![s("Ærø"), s("São, Paulo")]
+            ],
+            "block {block}"
+        );
+    }
+    write(dir.path(), "w.csv", b"item,price\n\x93Caf\xe9\x94,\x805\n");
+    let out = run(dir.path(), json!({"path": "w.csv", "encoding": "windows-1252"}), OnError::Fail).unwrap();
+    assert_eq!(out.table(), [vec![s("\u{201C}Café\u{201D}"), s("€5")]]);
+    // Read as UTF-8, the same bytes are invalid and reported, never garbled silently.
+    let err = run(dir.path(), json!({"path": "l.csv"}), OnError::Fail).err().unwrap().to_string();
+    assert!(err.contains("l.csv:2: column `Name`: invalid UTF-8"), "{err}");
+    let err = one("a\n1\n", json!({"encoding": "utf-16"}), OnError::Fail).err().unwrap().to_string();
+    assert!(err.contains("unknown encoding \"utf-16\"") && err.contains("latin-1"), "{err}");
+}
+
+#[test]
+fn decimal_commas_are_read_and_inferred() {
+    let out = one(
+        "id;price;qty\n1;1,5;3\n2;-0,25;4\n3;;5\n",
+        json!({"delimiter": ";", "decimal": ","}),
+        OnError::Fail,
+    )
+    .unwrap();
+    assert_eq!(out.types(), [DataType::Int64, DataType::Float64, DataType::Int64]);
+    let prices = out.batches[0].column(1).as_primitive::<arrow::datatypes::Float64Type>();
+    assert_eq!((prices.value(0), prices.value(1), prices.is_null(2)), (1.5, -0.25, true));
+    let out = one(
+        "price\n1,5\n1.5\n",
+        json!({"delimiter": ";", "decimal": ",", "schema": {"price": "float64"}}),
+        OnError::Skip,
+    )
+    .unwrap();
+    assert_eq!(out.rows(), 1);
+    assert!(out.rejects[0].reason.contains("`1.5` is not a float64"), "{:?}", out.rejects);
+    let err = one("a\n1\n", json!({"decimal": ","}), OnError::Fail).err().unwrap().to_string();
+    assert!(err.contains("invalid `decimal`") && err.contains("delimiter = \";\""), "{err}");
+    let err = one("a\n1\n", json!({"decimal": "·"}), OnError::Fail).err().unwrap().to_string();
+    assert!(err.contains("must be \".\" or \",\""), "{err}");
+}
+
+#[test]
+fn timestamp_formats_apply_to_inferred_declared_and_listed_columns() {
+    let data = "Invoice,InvoiceDate,Shipped,Paid\n1,12/1/2010 8:26,01.12.2010,2010-12-01 09:00:00\n2,12/13/2010 17:05,13.12.2010,\n";
+    let out = one(
+        data,
+        json!({"timestamp_format": "%m/%d/%Y %H:%M", "timestamp_formats": {"Shipped": "%d.%m.%Y"}}),
+        OnError::Fail,
+    )
+    .unwrap();
+    // Paid is ISO text: with a global format set it no longer counts as a timestamp.
+    assert_eq!(out.types(), [DataType::Int64, TS, TS, DataType::Utf8]);
+    assert_eq!(out.table()[1], [s("2"), s("2010-12-13T17:05:00"), s("2010-12-13T00:00:00"), None]);
+    let out =
+        one(data, json!({"timestamp_formats": {"InvoiceDate": "%m/%d/%Y %H:%M"}}), OnError::Fail).unwrap();
+    assert_eq!(out.types(), [DataType::Int64, TS, DataType::Utf8, TS]);
+    let out = one(
+        "d\n1/12/2010 8:26\n",
+        json!({"timestamp_format": "%d/%m/%Y %H:%M", "schema": {"d": "timestamp"}}),
+        OnError::Fail,
+    )
+    .unwrap();
+    assert_eq!(out.table(), [vec![s("2010-12-01T08:26:00")]]);
+}
+
+#[test]
+fn a_timestamp_that_does_not_match_its_format_is_reported_with_line_and_column() {
+    let data = "n,InvoiceDate\n1,12/1/2010 8:26\n2,2010-12-01 08:26\n3,12/2/2010 9:00\n";
+    let cfg = json!({"timestamp_formats": {"InvoiceDate": "%m/%d/%Y %H:%M"}});
+    match one(data, cfg.clone(), OnError::Fail).err().unwrap() {
+        ConnectorError::Malformed { line, reason, .. } => {
+            assert_eq!(line, 3);
+            assert_eq!(
+                reason,
+                "column `InvoiceDate`: `2010-12-01 08:26` does not match the timestamp format `%m/%d/%Y %H:%M`"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    let out = one(data, cfg, OnError::Quarantine).unwrap();
+    assert_eq!(out.rows(), 2);
+    assert_eq!((out.rejects[0].line, out.rejects[0].raw.as_str()), (3, "2,2010-12-01 08:26"));
+}
+
+#[test]
+fn check_reports_bad_timestamp_formats_and_unknown_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.csv", "InvoiceDate,Qty\n12/1/2010 8:26,1\n");
+    let check = |cfg: Value| {
+        let cfg = cfg.as_object().unwrap().clone();
+        let req = ReadRequest {
+            stage: "s",
+            config: &cfg,
+            base_dir: dir.path(),
+            on_error: OnError::Fail,
+            batch_size: 10,
+            incremental: None,
+        };
+        CsvConnector.check(&req)
+    };
+    let issues = check(json!({"path": "a.csv", "timestamp_formats": {"InvoceDate": "%m/%d/%Y %H:%M"}}));
+    assert_eq!(issues[0].key, "timestamp_formats.InvoceDate");
+    assert!(issues[0].message.contains("did you mean `InvoiceDate`"), "{issues:?}");
+    let issues = check(json!({"path": "a.csv", "timestamp_format": "%m/%d/%Y %H:%Q"}));
+    assert_eq!(issues[0].key, "timestamp_format");
+    assert!(issues[0].message.contains("`%Q` is not a supported directive"), "{issues:?}");
+    let issues = check(json!({
+        "path": "a.csv",
+        "schema": {"Qty": "int64"},
+        "timestamp_formats": {"Qty": "%Y-%m-%d"}
+    }));
+    assert_eq!(issues[0].key, "timestamp_formats.Qty");
+    assert!(issues[0].message.contains("declared as an int64 in `schema`"), "{issues:?}");
+    assert!(
+        check(json!({"path": "a.csv", "timestamp_formats": {"InvoiceDate": "%m/%d/%Y %H:%M"}})).is_empty()
+    );
+}
