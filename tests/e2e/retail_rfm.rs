@@ -41,7 +41,13 @@ fn rfm_on_online_retail_matches_the_standard_figures() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|o| (o["op"].as_str().unwrap().to_string(), o["rows_in"].as_u64().unwrap(), o["rows_out"].as_u64().unwrap()))
+        .map(|o| {
+            (
+                o["op"].as_str().unwrap().to_string(),
+                o["rows_in"].as_u64().unwrap(),
+                o["rows_out"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         ops[..3],
