@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod diagnostics;
+mod features;
 mod on_error;
 mod quickstart;
 mod resume;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, Int64Array};
+use arrow::array::Int64Array;
 use arrow::compute::kernels::boolean::or;
 use arrow::compute::{is_null, max as max_of};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -91,9 +91,10 @@ fn parse_aggregation(name: &str, at: &At<'_>) -> Result<Aggregation, Issue> {
         }
     }
     let Some((fname, func, accepts)) = found else {
-        return Err(at
-            .issue(format!("aggregation `{name}` names no function"))
-            .with_help(format!("write e.g. {name} = {{ sum = \"amount\" }}; functions: {}", funcs.join(", "))));
+        return Err(at.issue(format!("aggregation `{name}` names no function")).with_help(format!(
+            "write e.g. {name} = {{ sum = \"amount\" }}; functions: {}",
+            funcs.join(", ")
+        )));
     };
     let col = at.require(fname)?;
     let column = col.str()?.to_string();
@@ -104,9 +105,9 @@ fn parse_aggregation(name: &str, at: &At<'_>) -> Result<Aggregation, Issue> {
         Some(o) if matches!(func, Func::First | Func::Last) => Some((o.str()?.to_string(), o.key.clone())),
         Some(o) => return Err(o.issue("`order_by` only applies to `first` and `last`")),
         None if matches!(func, Func::First | Func::Last) => {
-            return Err(at
-                .issue(format!("`{fname}` needs `order_by` to be deterministic"))
-                .with_help(format!("write {name} = {{ {fname} = \"{column}\", order_by = \"InvoiceDate\" }}")));
+            return Err(at.issue(format!("`{fname}` needs `order_by` to be deterministic")).with_help(
+                format!("write {name} = {{ {fname} = \"{column}\", order_by = \"InvoiceDate\" }}"),
+            ));
         }
         None => None,
     };
@@ -135,7 +136,11 @@ fn parse_aggregation(name: &str, at: &At<'_>) -> Result<Aggregation, Issue> {
 
 impl GroupBy {
     /// Reads `group_by` (a column or a list) and `aggregations` (a table of entries).
-    pub fn parse(group_by: Option<&At<'_>>, aggregations: Option<&At<'_>>, missing_key: &str) -> Result<Self, Issue> {
+    pub fn parse(
+        group_by: Option<&At<'_>>,
+        aggregations: Option<&At<'_>>,
+        missing_key: &str,
+    ) -> Result<Self, Issue> {
         let (Some(group_by), Some(aggregations)) = (group_by, aggregations) else {
             let which = if group_by.is_none() { "group_by" } else { "aggregations" };
             return Err(Issue::new(missing_key, format!("`group_by` and `aggregations` go together; `{which}` is missing"))
@@ -299,7 +304,8 @@ impl Interactions {
             let v = at.require(name)?;
             Ok((v.str()?.to_string(), v.key.clone()))
         };
-        let time = at.get("time").map(|t| Ok::<_, Issue>((t.str()?.to_string(), t.key.clone()))).transpose()?;
+        let time =
+            at.get("time").map(|t| Ok::<_, Issue>((t.str()?.to_string(), t.key.clone()))).transpose()?;
         let weight_key = format!("{}.weight", at.key);
         let weight = match at.get("weight") {
             None => Weight::Count,
@@ -370,7 +376,7 @@ impl Transform for Interactions {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use arrow::array::{Float64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::array::{Array, Float64Array, StringArray, TimestampMicrosecondArray};
     use serde_json::json;
 
     use super::*;
@@ -383,7 +389,10 @@ mod tests {
     /// Five order lines of three customers (one without a customer id).
     fn orders() -> Table {
         batch(vec![
-            ("CustomerID", Arc::new(StringArray::from(vec![Some("A"), Some("B"), Some("A"), None, Some("A")]))),
+            (
+                "CustomerID",
+                Arc::new(StringArray::from(vec![Some("A"), Some("B"), Some("A"), None, Some("A")])),
+            ),
             ("InvoiceNo", Arc::new(StringArray::from(vec!["1", "2", "3", "4", "3"]))),
             ("amount", Arc::new(Float64Array::from(vec![Some(10.0), Some(5.5), Some(2.5), Some(1.0), None]))),
             (
@@ -401,7 +410,8 @@ mod tests {
     }
 
     fn group_by(g: serde_json::Value, a: serde_json::Value) -> GroupBy {
-        GroupBy::parse(Some(&At::new("group_by", &g)), Some(&At::new("aggregations", &a)), "group_by").unwrap()
+        GroupBy::parse(Some(&At::new("group_by", &g)), Some(&At::new("aggregations", &a)), "group_by")
+            .unwrap()
     }
 
     fn rfm() -> GroupBy {
@@ -437,7 +447,10 @@ mod tests {
         assert_eq!(strs(&out, "first_order")[0].as_deref(), Some("2011-12-01T10:00:00"));
         // A's two lines at 12-05 09:00 tie: the one written first (DE) is first, the later
         // one (ES) is last.
-        assert_eq!(strs(&out, "first_country"), vec![Some("UK".into()), Some("FR".into()), Some("UK".into())]);
+        assert_eq!(
+            strs(&out, "first_country"),
+            vec![Some("UK".into()), Some("FR".into()), Some("UK".into())]
+        );
         assert_eq!(strs(&out, "last_country"), vec![Some("ES".into()), Some("FR".into()), Some("UK".into())]);
         // "max": one day after 2011-12-09 18:00 = 2011-12-10 18:00.
         assert_eq!(i64s(&out, "recency_max"), vec![Some(5), Some(1), Some(1)]);
@@ -479,14 +492,17 @@ mod tests {
         assert_eq!(e.key, "aggregations.x.summ");
         assert_eq!(e.help.as_deref(), Some("did you mean `sum`?"));
         assert!(parse(json!({ "x": { "last": "Country" } })).message.contains("order_by"));
-        assert!(parse(json!({ "x": { "recency": "d", "reference": "someday" } })).message.contains("not a date"));
+        assert!(
+            parse(json!({ "x": { "recency": "d", "reference": "someday" } })).message.contains("not a date")
+        );
         let e = GroupBy::parse(Some(&At::new("group_by", &g)), None, "group_by").unwrap_err();
         assert!(e.message.contains("aggregations"));
     }
 
     #[test]
     fn no_group_keys_is_one_row() {
-        let out = group_by(json!([]), json!({ "n": { "count": "CustomerID" } })).apply(orders()).unwrap().table;
+        let out =
+            group_by(json!([]), json!({ "n": { "count": "CustomerID" } })).apply(orders()).unwrap().table;
         assert_eq!(i64s(&out, "n"), vec![Some(4)]);
     }
 
@@ -507,7 +523,8 @@ mod tests {
 
         let v = json!({ "user": "CustomerID", "item": "Country", "weight": "last_seen" });
         assert!(Interactions::parse(&At::new("interactions", &v)).unwrap_err().message.contains("time"));
-        let v = json!({ "user": "CustomerID", "item": "Country", "weight": "last_seen", "time": "InvoiceDate" });
+        let v =
+            json!({ "user": "CustomerID", "item": "Country", "weight": "last_seen", "time": "InvoiceDate" });
         let t = Interactions::parse(&At::new("interactions", &v)).unwrap().apply(orders()).unwrap().table;
         assert_eq!(strs(&t, "weight")[0].as_deref(), Some("2011-12-05T09:00:00"));
     }

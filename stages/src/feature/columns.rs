@@ -84,9 +84,8 @@ pub(crate) fn find<'s>(
             format!("{what} needs {}; `{name}` is {}", accepts.describe(), type_name(field.data_type())),
         );
         if accepts == Accepts::Temporal && is_text(field.data_type()) {
-            issue = issue.with_help(format!(
-                "parse it first, e.g. derive = {{ {name} = \"to_timestamp({name})\" }}"
-            ));
+            issue = issue
+                .with_help(format!("parse it first, e.g. derive = {{ {name} = \"to_timestamp({name})\" }}"));
         } else if accepts == Accepts::Numeric && is_text(field.data_type()) {
             issue = issue.with_help(format!(
                 "convert it first, e.g. derive = {{ {name} = \"CAST({name} AS DOUBLE)\" }}"

@@ -159,7 +159,8 @@ impl Transform for Datetime {
     }
 
     fn apply(&self, input: Table) -> Result<Applied, Failure> {
-        let (index, field) = find(&input.schema, &self.column, Accepts::Temporal, &self.column_key, "datetime")?;
+        let (index, field) =
+            find(&input.schema, &self.column, Accepts::Temporal, &self.column_key, "datetime")?;
         // Dates have no time of day; as timestamps at midnight every part is defined.
         let as_ts = match field.data_type() {
             DataType::Timestamp(..) => None,
@@ -181,8 +182,9 @@ impl Transform for Datetime {
                 let extracted = date_part(&values, part.arrow())?;
                 if *part == Part::IsWeekend {
                     let dow = extracted.as_any().downcast_ref::<arrow::array::Int32Array>();
-                    let weekend: Int8Array =
-                        dow.map(|d| d.iter().map(|v| v.map(|v| i8::from(v >= 5))).collect()).unwrap_or_else(|| Int8Array::new_null(0));
+                    let weekend: Int8Array = dow
+                        .map(|d| d.iter().map(|v| v.map(|v| i8::from(v >= 5))).collect())
+                        .unwrap_or_else(|| Int8Array::new_null(0));
                     arrays.push(Arc::new(weekend));
                 } else {
                     arrays.push(extracted);

@@ -94,8 +94,9 @@ impl Bucketize {
                 }
                 Cuts::Fixed(cuts)
             } else {
-                v.only(&["quantiles"], &["quantiles"])
-                    .map_err(|e| e.with_help("write `[0, 10, 100]` for fixed boundaries or `{ quantiles = 4 }`"))?;
+                v.only(&["quantiles"], &["quantiles"]).map_err(|e| {
+                    e.with_help("write `[0, 10, 100]` for fixed boundaries or `{ quantiles = 4 }`")
+                })?;
                 let n = v.require("quantiles")?.positive()?;
                 Cuts::Quantiles(n)
             };
@@ -114,7 +115,10 @@ impl Transform for Bucketize {
     }
 
     fn check(&self, input: &Schema) -> Vec<Issue> {
-        self.columns.iter().filter_map(|(c, key, _)| find(input, c, Accepts::Numeric, key, "bucketize").err()).collect()
+        self.columns
+            .iter()
+            .filter_map(|(c, key, _)| find(input, c, Accepts::Numeric, key, "bucketize").err())
+            .collect()
     }
 
     fn apply(&self, input: Table) -> Result<Applied, Failure> {
@@ -194,7 +198,10 @@ impl Transform for OneHot {
     }
 
     fn check(&self, input: &Schema) -> Vec<Issue> {
-        self.columns.iter().filter_map(|(c, key, _)| find(input, c, Accepts::Textual, key, "one_hot").err()).collect()
+        self.columns
+            .iter()
+            .filter_map(|(c, key, _)| find(input, c, Accepts::Textual, key, "one_hot").err())
+            .collect()
     }
 
     fn schema_is_static(&self) -> bool {
@@ -226,9 +233,12 @@ impl Transform for OneHot {
         for f in &fields {
             if !seen.insert(f.name().as_str()) {
                 let (_, key, _) = &self.columns[0];
-                return Err(Issue::new(key.clone(), format!("one_hot would create column `{}` twice", f.name()))
-                    .with_help("rename the existing column first (derive)")
-                    .into());
+                return Err(Issue::new(
+                    key.clone(),
+                    format!("one_hot would create column `{}` twice", f.name()),
+                )
+                .with_help("rename the existing column first (derive)")
+                .into());
             }
         }
         let schema = Arc::new(Schema::new_with_metadata(fields, input.schema.metadata().clone()));
@@ -306,7 +316,10 @@ impl Transform for Hash {
     }
 
     fn check(&self, input: &Schema) -> Vec<Issue> {
-        self.columns.iter().filter_map(|(c, key, _)| find(input, c, Accepts::Textual, key, "hash").err()).collect()
+        self.columns
+            .iter()
+            .filter_map(|(c, key, _)| find(input, c, Accepts::Textual, key, "hash").err())
+            .collect()
     }
 
     fn apply(&self, input: Table) -> Result<Applied, Failure> {
@@ -343,7 +356,15 @@ mod tests {
     fn fixed_buckets_have_open_ends_and_keep_nulls() {
         let t = batch(vec![(
             "Quantity",
-            Arc::new(Int64Array::from(vec![Some(-3), Some(0), Some(4), Some(5), None, Some(100), Some(1000)])),
+            Arc::new(Int64Array::from(vec![
+                Some(-3),
+                Some(0),
+                Some(4),
+                Some(5),
+                None,
+                Some(100),
+                Some(1000),
+            ])),
         )]);
         let v = json!({ "Quantity": [0, 1, 5, 10, 100] });
         let out = Bucketize::parse(&At::new("bucketize", &v)).unwrap().apply(t).unwrap().table;
@@ -375,8 +396,12 @@ mod tests {
 
     #[test]
     fn one_hot_keeps_top_values_breaks_ties_by_text_and_counts_the_rest_as_other() {
-        let values = vec![Some("UK"), Some("Éire"), Some("France"), Some("UK"), None, Some("Éire"), Some("Spain")];
-        let t = batch(vec![("Country", Arc::new(StringArray::from(values))), ("n", Arc::new(Int64Array::from(vec![1; 7])))]);
+        let values =
+            vec![Some("UK"), Some("Éire"), Some("France"), Some("UK"), None, Some("Éire"), Some("Spain")];
+        let t = batch(vec![
+            ("Country", Arc::new(StringArray::from(values))),
+            ("n", Arc::new(Int64Array::from(vec![1; 7]))),
+        ]);
         let v = json!({ "Country": { "top": 2 } });
         let oh = OneHot::parse(&At::new("one_hot", &v)).unwrap();
         assert!(!oh.schema_is_static());

@@ -184,7 +184,12 @@ impl StageKind for FeatureKind {
         }
     }
 
-    fn derive_schemas(&self, stage: &StageSpec, inputs: &[Option<SchemaRef>], _registry: &Registry) -> Derived {
+    fn derive_schemas(
+        &self,
+        stage: &StageSpec,
+        inputs: &[Option<SchemaRef>],
+        _registry: &Registry,
+    ) -> Derived {
         let mut derived = Derived::unknown(&stage.outputs);
         match plan::parse(&stage.config) {
             Err(_) => {} // `check` reports these.
@@ -245,7 +250,7 @@ impl TransformStage {
             let rows_in = table.rows();
             let applied = step.transform.apply(table)?;
             table = applied.table;
-            let mut op = json!({ "step": i, "op": step.transform.op(), "rows_in": rows_in, "rows_out": table.rows() });
+            let mut op = json!({ "step": i, "op": step.transform.op(), "key": step.key, "rows_in": rows_in, "rows_out": table.rows() });
             if applied.dropped > 0 {
                 op["rows_dropped"] = json!(applied.dropped);
             }

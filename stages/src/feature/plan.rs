@@ -97,8 +97,11 @@ pub(crate) fn parse(config: &Map<String, Value>) -> Result<Plan, Vec<Issue>> {
     }
     if steps.is_some() && !keyed.is_empty() {
         return Err(vec![
-            Issue::new(keyed[0], format!("`{}` is written as a key, but this stage also has `steps`", keyed[0]))
-                .with_help("write every transform inside `steps = [...]`, or none"),
+            Issue::new(
+                keyed[0],
+                format!("`{}` is written as a key, but this stage also has `steps`", keyed[0]),
+            )
+            .with_help("write every transform inside `steps = [...]`, or none"),
         ]);
     }
     let mut out = Vec::new();
@@ -115,7 +118,9 @@ pub(crate) fn parse(config: &Map<String, Value>) -> Result<Plan, Vec<Issue>> {
                 if let Some(bad) = names.iter().find(|n| !TRANSFORMS.contains(n)) {
                     let help = suggestion(bad, TRANSFORMS.iter().copied())
                         .unwrap_or_else(|| format!("transforms: {}", TRANSFORMS.join(", ")));
-                    issues.push(Issue::new(join(&prefix, bad), format!("unknown transform `{bad}`")).with_help(help));
+                    issues.push(
+                        Issue::new(join(&prefix, bad), format!("unknown transform `{bad}`")).with_help(help),
+                    );
                     continue;
                 }
                 let grouped = names.iter().all(|n| matches!(*n, "group_by" | "aggregations"));
@@ -151,10 +156,9 @@ pub(crate) fn parse(config: &Map<String, Value>) -> Result<Plan, Vec<Issue>> {
     }
     if issues.is_empty() && out.is_empty() {
         issues.push(
-            Issue::new("kind", "a feature-extract stage needs `sql` or at least one transform").with_help(format!(
-                "add `sql = \"SELECT ...\"`, or transforms such as {}",
-                TRANSFORMS.join(", ")
-            )),
+            Issue::new("kind", "a feature-extract stage needs `sql` or at least one transform").with_help(
+                format!("add `sql = \"SELECT ...\"`, or transforms such as {}", TRANSFORMS.join(", ")),
+            ),
         );
     }
     if issues.is_empty() { Ok(Plan::Steps(out)) } else { Err(issues) }
@@ -186,9 +190,21 @@ mod tests {
             "hash": { "x": 8 },
             "group_by": ["c"],
         }));
-        assert_eq!(got, [("derive".into(), "derive"), ("aggregations".into(), "group_by"), ("hash".into(), "hash")]);
-        let got = ops(json!({ "steps": [{ "hash": { "x": 8 } }, { "group_by": [], "aggregations": { "n": { "count": "*" } } }, { "hash": { "y": 2 } }] }));
-        assert_eq!(got, [("steps.0.hash".into(), "hash"), ("steps.1.group_by".into(), "group_by"), ("steps.2.hash".into(), "hash")]);
+        assert_eq!(
+            got,
+            [("derive".into(), "derive"), ("aggregations".into(), "group_by"), ("hash".into(), "hash")]
+        );
+        let got = ops(
+            json!({ "steps": [{ "hash": { "x": 8 } }, { "group_by": [], "aggregations": { "n": { "count": "*" } } }, { "hash": { "y": 2 } }] }),
+        );
+        assert_eq!(
+            got,
+            [
+                ("steps.0.hash".into(), "hash"),
+                ("steps.1.group_by".into(), "group_by"),
+                ("steps.2.hash".into(), "hash")
+            ]
+        );
     }
 
     #[test]

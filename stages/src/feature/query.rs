@@ -39,9 +39,11 @@ pub(crate) fn check(sql: &str, stage: &StageSpec) -> Vec<Issue> {
         if !tables.contains(&t) {
             let help = sluice_core::diagnostic::suggestion(&t, tables.iter().map(String::as_str))
                 .unwrap_or_else(|| format!("tables available here: {}.", tables.join(", ")));
-            let mut issue =
-                Issue::new("sql", format!("the query reads table `{t}`, which is not an input of this stage"))
-                    .with_help(format!("{help} Every table the query reads must be listed in `inputs`."));
+            let mut issue = Issue::new(
+                "sql",
+                format!("the query reads table `{t}`, which is not an input of this stage"),
+            )
+            .with_help(format!("{help} Every table the query reads must be listed in `inputs`."));
             issue.at = find_word(sql, &t);
             issues.push(issue);
         }
@@ -51,7 +53,11 @@ pub(crate) fn check(sql: &str, stage: &StageSpec) -> Vec<Issue> {
 
 /// Plans the query against empty tables with the inputs' schemas. `Ok(None)` when it cannot
 /// be planned here (an input's schema is unknown, or `check` already reported a problem).
-pub(crate) fn output_schema(sql: &str, stage: &StageSpec, inputs: &[Option<SchemaRef>]) -> Result<Option<SchemaRef>, Issue> {
+pub(crate) fn output_schema(
+    sql: &str,
+    stage: &StageSpec,
+    inputs: &[Option<SchemaRef>],
+) -> Result<Option<SchemaRef>, Issue> {
     if !check(sql, stage).is_empty() || inputs.len() != stage.inputs.len() {
         return Ok(None);
     }
@@ -113,7 +119,12 @@ impl Stage for SqlStage {
             Err(QueryFailure::Stage(e)) => return Err(e),
             Err(QueryFailure::Sql(e)) => {
                 let spec = ctx.spec;
-                let issue = Issue { key: "sql".into(), message: format!("SQL: {}", e.message), help: None, at: e.offset };
+                let issue = Issue {
+                    key: "sql".into(),
+                    message: format!("SQL: {}", e.message),
+                    help: None,
+                    at: e.offset,
+                };
                 let diag: Diagnostic = sluice_core::compile::issue_diagnostic(&spec.file, spec, &issue);
                 return Err(StageError::Diagnostic(Box::new(diag)));
             }

@@ -104,7 +104,10 @@ impl Transform for Scale {
     }
 
     fn check(&self, input: &Schema) -> Vec<Issue> {
-        self.columns.iter().filter_map(|(c, key, _)| find(input, c, Accepts::Numeric, key, "scale").err()).collect()
+        self.columns
+            .iter()
+            .filter_map(|(c, key, _)| find(input, c, Accepts::Numeric, key, "scale").err())
+            .collect()
     }
 
     fn apply(&self, input: Table) -> Result<Applied, Failure> {
@@ -131,7 +134,9 @@ impl Transform for Scale {
                 let scaled: Float64Array = f
                     .iter()
                     .map(|v| {
-                        v.map(|v| if fitted.divisor > 0.0 { (v - fitted.offset) / fitted.divisor } else { 0.0 })
+                        v.map(
+                            |v| if fitted.divisor > 0.0 { (v - fitted.offset) / fitted.divisor } else { 0.0 },
+                        )
                     })
                     .collect();
                 columns[*index] = Arc::new(scaled);

@@ -99,7 +99,10 @@ fn unknown_aggregation_column_points_at_its_value() {
 fn sum_of_text_is_a_type_error() {
     let stage = "group_by = \"CustomerID\"\n[stages.rfm.aggregations.m]\nsum = \"Country\"\n";
     let (_, issues) = derive(stage);
-    assert_eq!(issues, [format!("{} sum needs a numeric column; `Country` is string", at(stage, "\"Country\""))]);
+    assert_eq!(
+        issues,
+        [format!("{} sum needs a numeric column; `Country` is string", at(stage, "\"Country\""))]
+    );
 }
 
 #[test]
@@ -126,7 +129,8 @@ fn steps_are_checked_in_order_with_their_index() {
     assert_eq!(issues, [format!("{} unknown column `Countryy`", at(stage, "Countryy"))]);
 
     // One-hot columns depend on data: the schema is unknown from there on, without error.
-    let (schema, issues) = derive("steps = [{ one_hot = { Country = { top = 3 } } }, { hash = { StockCode = 8 } }]\n");
+    let (schema, issues) =
+        derive("steps = [{ one_hot = { Country = { top = 3 } } }, { hash = { StockCode = 8 } }]\n");
     assert!(schema.is_none() && issues.is_empty(), "{issues:?}");
 
     let (schema, issues) = derive(
@@ -143,7 +147,13 @@ fn steps_are_checked_in_order_with_their_index() {
 fn datetime_on_text_is_a_type_error() {
     let stage = "datetime = { column = \"Country\", parts = [\"hour\"] }\n";
     let (_, issues) = derive(stage);
-    assert_eq!(issues, [format!("{} datetime needs a date or timestamp column; `Country` is string", at(stage, "\"Country\""))]);
+    assert_eq!(
+        issues,
+        [format!(
+            "{} datetime needs a date or timestamp column; `Country` is string",
+            at(stage, "\"Country\"")
+        )]
+    );
 }
 
 #[test]
@@ -159,7 +169,8 @@ fn config_mistakes_are_compile_errors_at_the_key() {
     let text = "[pipeline]\nname = \"t\"\n[stages.orders]\nkind = \"collect\"\nconnector = \"csv\"\npath = \"data/orders.csv\"\n[stages.f]\nkind = \"feature-extract\"\ninputs = [\"orders\"]\nsql = \"SELECT 1\"\nhash = { StockCode = 8 }\n";
     let file = SourceFile::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/t.toml"), text);
     let env = |_: &str| None;
-    let diags = compile(&file, &crate::registry(), &CompileOptions { overrides: &[], env: &env }).unwrap_err();
+    let diags =
+        compile(&file, &crate::registry(), &CompileOptions { overrides: &[], env: &env }).unwrap_err();
     let d = diags.iter().find(|d| d.message.contains("cannot be combined")).unwrap();
     assert_eq!(d.location().unwrap().1, 10);
 }

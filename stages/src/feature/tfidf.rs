@@ -90,7 +90,8 @@ impl Transform for Tfidf {
         let schema = self.schema(&input.schema)?;
         let text = whole(&input.column(ci), &DataType::Utf8)?;
         let text = cast(&text, &DataType::Utf8)?;
-        let text = text.as_any().downcast_ref::<StringArray>().cloned().unwrap_or_else(|| StringArray::new_null(0));
+        let text =
+            text.as_any().downcast_ref::<StringArray>().cloned().unwrap_or_else(|| StringArray::new_null(0));
 
         // Documents: (first input row, term id → count).
         let mut term_ids: HashMap<String, usize> = HashMap::new();
@@ -107,7 +108,12 @@ impl Transform for Tfidf {
         let key_text = match &key_values {
             Some(k) => {
                 let t = cast(k, &DataType::Utf8)?;
-                Some(t.as_any().downcast_ref::<StringArray>().cloned().unwrap_or_else(|| StringArray::new_null(0)))
+                Some(
+                    t.as_any()
+                        .downcast_ref::<StringArray>()
+                        .cloned()
+                        .unwrap_or_else(|| StringArray::new_null(0)),
+                )
             }
             None => None,
         };
@@ -203,7 +209,12 @@ mod tests {
             ("id", Arc::new(Int64Array::from(vec![Some(7), Some(7), Some(9), None]))),
             (
                 "Description",
-                Arc::new(StringArray::from(vec![Some("Red MUG, red"), Some("mug"), Some("Blue mug à café"), Some("x")])),
+                Arc::new(StringArray::from(vec![
+                    Some("Red MUG, red"),
+                    Some("mug"),
+                    Some("Blue mug à café"),
+                    Some("x"),
+                ])),
             ),
         ])
     }

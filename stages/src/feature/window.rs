@@ -49,7 +49,11 @@ impl Frame {
             let by: Vec<String> = self.by.iter().map(|(c, _)| quote(c)).collect();
             over.push_str(&format!("PARTITION BY {} ", by.join(", ")));
         }
-        over.push_str(&format!("ORDER BY {} ASC NULLS LAST, {} ASC {rows})", quote(&self.order_by.0), quote(ROW_ID)));
+        over.push_str(&format!(
+            "ORDER BY {} ASC NULLS LAST, {} ASC {rows})",
+            quote(&self.order_by.0),
+            quote(ROW_ID)
+        ));
         over
     }
 
@@ -73,7 +77,10 @@ fn list(at: &At<'_>) -> Result<Vec<(String, String)>, Issue> {
                 Ok((a.str()?.to_string(), a.key.clone()))
             })
             .collect(),
-        _ => Ok(vec![(at.str().map_err(|_| at.expected("a column or an array of columns"))?.to_string(), at.key.clone())]),
+        _ => Ok(vec![(
+            at.str().map_err(|_| at.expected("a column or an array of columns"))?.to_string(),
+            at.key.clone(),
+        )]),
     }
 }
 
@@ -133,8 +140,13 @@ enum Agg {
     Count,
 }
 
-const AGGS: &[(&str, Agg, &str)] =
-    &[("mean", Agg::Mean, "AVG"), ("sum", Agg::Sum, "SUM"), ("min", Agg::Min, "MIN"), ("max", Agg::Max, "MAX"), ("count", Agg::Count, "COUNT")];
+const AGGS: &[(&str, Agg, &str)] = &[
+    ("mean", Agg::Mean, "AVG"),
+    ("sum", Agg::Sum, "SUM"),
+    ("min", Agg::Min, "MIN"),
+    ("max", Agg::Max, "MAX"),
+    ("count", Agg::Count, "COUNT"),
+];
 
 /// The `rolling` transform.
 #[derive(Debug)]
@@ -207,7 +219,10 @@ mod tests {
         batch(vec![
             ("StockCode", Arc::new(StringArray::from(vec!["a", "b", "a", "a", "b", "a"]))),
             ("date", Arc::new(Int64Array::from(vec![2, 1, 1, 3, 2, 4]))),
-            ("sales", Arc::new(Int64Array::from(vec![Some(20), Some(100), Some(10), None, Some(200), Some(40)]))),
+            (
+                "sales",
+                Arc::new(Int64Array::from(vec![Some(20), Some(100), Some(10), None, Some(200), Some(40)])),
+            ),
         ])
     }
 
@@ -217,7 +232,10 @@ mod tests {
         let l = Lags::parse(&At::new("lags", &v)).unwrap();
         assert!(l.check(&sales().schema).is_empty());
         let out = l.apply(sales()).unwrap().table;
-        assert_eq!(strs(&out, "StockCode"), ["a", "b", "a", "a", "b", "a"].map(|s| Some(s.to_string())).to_vec());
+        assert_eq!(
+            strs(&out, "StockCode"),
+            ["a", "b", "a", "a", "b", "a"].map(|s| Some(s.to_string())).to_vec()
+        );
         assert_eq!(out.schema.fields().len(), 5, "the helper row column is gone");
         assert_eq!(i64s(&out, "sales_lag_1"), vec![Some(10), None, None, Some(20), Some(100), None]);
         assert_eq!(i64s(&out, "sales_lag_2"), vec![None, None, None, Some(10), None, Some(20)]);
@@ -228,9 +246,18 @@ mod tests {
         let v = json!({ "column": "sales", "by": "StockCode", "order_by": "date", "window": 2, "aggs": ["mean", "sum", "count"] });
         let out = Rolling::parse(&At::new("rolling", &v)).unwrap().apply(sales()).unwrap().table;
         // a: days 1..4 → 10, 20, null, 40.
-        assert_eq!(f64s(&out, "sales_rolling_2_mean"), vec![Some(15.0), Some(100.0), Some(10.0), Some(20.0), Some(150.0), Some(40.0)]);
-        assert_eq!(i64s(&out, "sales_rolling_2_sum"), vec![Some(30), Some(100), Some(10), Some(20), Some(300), Some(40)]);
-        assert_eq!(i64s(&out, "sales_rolling_2_count"), vec![Some(2), Some(1), Some(1), Some(1), Some(2), Some(1)]);
+        assert_eq!(
+            f64s(&out, "sales_rolling_2_mean"),
+            vec![Some(15.0), Some(100.0), Some(10.0), Some(20.0), Some(150.0), Some(40.0)]
+        );
+        assert_eq!(
+            i64s(&out, "sales_rolling_2_sum"),
+            vec![Some(30), Some(100), Some(10), Some(20), Some(300), Some(40)]
+        );
+        assert_eq!(
+            i64s(&out, "sales_rolling_2_count"),
+            vec![Some(2), Some(1), Some(1), Some(1), Some(2), Some(1)]
+        );
     }
 
     #[test]
