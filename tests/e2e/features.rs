@@ -101,3 +101,19 @@ sql = "SELECT CustomerID, SUM(Quantty) AS q FROM orders GROUP BY 1"
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("Quantty"), "{}", stderr(&out));
 }
+
+#[test]
+fn run_reports_an_unknown_aggregation_column_at_its_line_and_column() {
+    let s = Scratch::new();
+    s.write("data/orders.csv", ORDERS);
+    let bad = RFM.replace("sum = \"amount\"", "sum = \"amount_gbp\"");
+    let file = s.write("bad.toml", &bad);
+    let out = s.run(&["run", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let offset = bad.find("\"amount_gbp\"").unwrap();
+    let line = bad[..offset].matches('\n').count() + 1;
+    let col = offset - bad[..offset].rfind('\n').unwrap();
+    let err = stderr(&out);
+    assert!(err.contains(&format!("bad.toml:{line}:{col}")), "{err}");
+    assert!(err.contains("unknown column `amount_gbp`") && err.contains("columns here:"), "{err}");
+}

@@ -7,6 +7,7 @@
 mod clean;
 mod diagnostics;
 mod incremental;
+mod features;
 mod on_error;
 mod quickstart;
 mod resume;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, Int64Array};
+use arrow::array::Int64Array;
 use arrow::compute::kernels::boolean::or;
 use arrow::compute::{is_null, max as max_of};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -376,7 +376,7 @@ impl Transform for Interactions {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use arrow::array::{Float64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::array::{Array, Float64Array, StringArray, TimestampMicrosecondArray};
     use serde_json::json;
 
     use super::*;

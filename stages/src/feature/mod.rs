@@ -250,8 +250,7 @@ impl TransformStage {
             let rows_in = table.rows();
             let applied = step.transform.apply(table)?;
             table = applied.table;
-            let mut op =
-                json!({ "step": i, "op": step.transform.op(), "rows_in": rows_in, "rows_out": table.rows() });
+            let mut op = json!({ "step": i, "op": step.transform.op(), "key": step.key, "rows_in": rows_in, "rows_out": table.rows() });
             if applied.dropped > 0 {
                 op["rows_dropped"] = json!(applied.dropped);
             }
