@@ -107,17 +107,26 @@ impl SplitConfig {
         let method = string_key(config, "method").unwrap_or_else(|| "random".into());
         let test_fraction = config.get("test_fraction").and_then(Value::as_f64).unwrap_or(0.2);
         if !(test_fraction > 0.0 && test_fraction < 1.0) {
-            issues.push(Issue::new("test_fraction", format!("`test_fraction` must be between 0 and 1 (exclusive), not {test_fraction}")));
+            issues.push(Issue::new(
+                "test_fraction",
+                format!("`test_fraction` must be between 0 and 1 (exclusive), not {test_fraction}"),
+            ));
         }
         let require = |key: &str, issues: &mut Vec<Issue>| -> String {
             string_key(config, key).unwrap_or_else(|| {
-                issues.push(Issue::new("method", format!("method \"{method}\" needs `{key}`")).with_help(format!("add `{key} = \"...\"`")));
+                issues.push(
+                    Issue::new("method", format!("method \"{method}\" needs `{key}`"))
+                        .with_help(format!("add `{key} = \"...\"`")),
+                );
                 String::new()
             })
         };
         let (parsed, allowed): (Option<Method>, &[&str]) = match method.as_str() {
             "random" => (Some(Method::Random), &["test_fraction"]),
-            "stratified" => (Some(Method::Stratified(require("stratify_by", &mut issues))), &["test_fraction", "stratify_by"]),
+            "stratified" => (
+                Some(Method::Stratified(require("stratify_by", &mut issues))),
+                &["test_fraction", "stratify_by"],
+            ),
             "time" => {
                 let col = require("time_column", &mut issues);
                 let cutoff = match config.get("cutoff") {
@@ -130,11 +139,17 @@ impl SplitConfig {
                         }
                     },
                     Some(other) => {
-                        issues.push(Issue::new("cutoff", format!("`cutoff` must be a date/timestamp string or a fraction, found {other}")));
+                        issues.push(Issue::new(
+                            "cutoff",
+                            format!("`cutoff` must be a date/timestamp string or a fraction, found {other}"),
+                        ));
                         None
                     }
                     None => {
-                        issues.push(Issue::new("method", "method \"time\" needs `cutoff`").with_help("add e.g. cutoff = \"2011-10-01\" or cutoff = 0.2"));
+                        issues.push(
+                            Issue::new("method", "method \"time\" needs `cutoff`")
+                                .with_help("add e.g. cutoff = \"2011-10-01\" or cutoff = 0.2"),
+                        );
                         None
                     }
                 };
@@ -153,7 +168,10 @@ impl SplitConfig {
                     }
                     "fraction" => None,
                     other => {
-                        issues.push(Issue::new("holdout", format!("`holdout` must be \"last-n\" or \"fraction\", not \"{other}\"")));
+                        issues.push(Issue::new(
+                            "holdout",
+                            format!("`holdout` must be \"last-n\" or \"fraction\", not \"{other}\""),
+                        ));
                         None
                     }
                 };
@@ -173,7 +191,10 @@ impl SplitConfig {
                         (None, &["folds", "test_fraction"])
                     }
                     None => {
-                        issues.push(Issue::new("method", "method \"kfold\" needs `folds`").with_help("add e.g. folds = 5"));
+                        issues.push(
+                            Issue::new("method", "method \"kfold\" needs `folds`")
+                                .with_help("add e.g. folds = 5"),
+                        );
                         (None, &["folds", "test_fraction"])
                     }
                 }
@@ -181,16 +202,21 @@ impl SplitConfig {
             other => {
                 let help = sluice_core::diagnostic::suggestion(other, METHODS.iter().copied())
                     .unwrap_or_else(|| format!("methods: {}", METHODS.join(", ")));
-                issues.push(Issue::new("method", format!("unknown split method \"{other}\"")).with_help(help));
+                issues
+                    .push(Issue::new("method", format!("unknown split method \"{other}\"")).with_help(help));
                 (None, &[])
             }
         };
         if parsed.is_some() {
             for k in config.keys().filter(|k| k.as_str() != "method" && !allowed.contains(&k.as_str())) {
-                issues.push(Issue::new(k.as_str(), format!("`{k}` does not apply to method \"{method}\"")).with_help(format!(
-                    "method \"{method}\" takes {}",
-                    allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
-                )));
+                issues.push(
+                    Issue::new(k.as_str(), format!("`{k}` does not apply to method \"{method}\"")).with_help(
+                        format!(
+                            "method \"{method}\" takes {}",
+                            allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                        ),
+                    ),
+                );
             }
         }
         match parsed {
@@ -224,19 +250,37 @@ impl SplitConfig {
             };
             let ty = schema.field(i).data_type();
             if key == "time_column" && !(ty.is_temporal() || ty.is_numeric()) {
-                issues.push(Issue::new(key, format!("time column `{name}` is {}; it must be a date, timestamp or number", type_name(ty)))
-                    .with_help("parse it first, e.g. with a clean stage's `parse_timestamp`"));
+                issues.push(
+                    Issue::new(
+                        key,
+                        format!(
+                            "time column `{name}` is {}; it must be a date, timestamp or number",
+                            type_name(ty)
+                        ),
+                    )
+                    .with_help("parse it first, e.g. with a clean stage's `parse_timestamp`"),
+                );
             }
             if let Method::Time(_, Cutoff::At(at)) = &self.method
                 && key == "time_column"
                 && scalar_of(at, ty).is_err()
             {
-                issues.push(Issue::new("cutoff", format!("cutoff \"{at}\" is not a value of `{name}` ({})", type_name(ty)))
-                    .with_help("write a date like \"2011-10-01\" or a timestamp like \"2011-10-01 00:00:00\""));
+                issues.push(
+                    Issue::new(
+                        "cutoff",
+                        format!("cutoff \"{at}\" is not a value of `{name}` ({})", type_name(ty)),
+                    )
+                    .with_help(
+                        "write a date like \"2011-10-01\" or a timestamp like \"2011-10-01 00:00:00\"",
+                    ),
+                );
             }
         }
         if matches!(self.method, Method::KFold(_)) && schema.index_of(FOLD).is_ok() {
-            issues.push(Issue::new("folds", "the input already has a column `fold`, which kfold adds to `train`"));
+            issues.push(Issue::new(
+                "folds",
+                "the input already has a column `fold`, which kfold adds to `train`",
+            ));
         }
         issues
     }
@@ -321,14 +365,22 @@ fn groups(cols: &[ArrayRef]) -> Result<Vec<Vec<u32>>, StageError> {
 
 /// Row ids sorted by a column (NULLs first), ties in input order.
 fn by_time(col: &ArrayRef, rows: &mut [u32]) -> Result<(), StageError> {
-    let converter = RowConverter::new(vec![SortField::new(col.data_type().clone())]).map_err(|e| StageError::arrow("split: ordering", e))?;
-    let enc = converter.convert_columns(std::slice::from_ref(col)).map_err(|e| StageError::arrow("split: ordering", e))?;
+    let converter = RowConverter::new(vec![SortField::new(col.data_type().clone())])
+        .map_err(|e| StageError::arrow("split: ordering", e))?;
+    let enc = converter
+        .convert_columns(std::slice::from_ref(col))
+        .map_err(|e| StageError::arrow("split: ordering", e))?;
     rows.sort_by(|&a, &b| enc.row(a as usize).cmp(&enc.row(b as usize)));
     Ok(())
 }
 
 /// Decides where every row goes.
-pub fn assign(config: &SplitConfig, schema: &Schema, batches: &[RecordBatch], seed: u64) -> Result<Assignment, StageError> {
+pub fn assign(
+    config: &SplitConfig,
+    schema: &Schema,
+    batches: &[RecordBatch],
+    seed: u64,
+) -> Result<Assignment, StageError> {
     let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let mut test = vec![false; n];
     let all = || (0..n as u32).collect::<Vec<u32>>();
@@ -343,8 +395,10 @@ pub fn assign(config: &SplitConfig, schema: &Schema, batches: &[RecordBatch], se
         }
         Method::Time(c, Cutoff::At(at)) => {
             let col = column(batches, schema, c)?;
-            let bound = scalar_of(at, col.data_type()).map_err(|e| StageError::Failed(format!("split: cutoff \"{at}\": {e}")))?;
-            let before = lt(&col, &Scalar::new(bound)).map_err(|e| StageError::arrow("split: comparing times", e))?;
+            let bound = scalar_of(at, col.data_type())
+                .map_err(|e| StageError::Failed(format!("split: cutoff \"{at}\": {e}")))?;
+            let before =
+                lt(&col, &Scalar::new(bound)).map_err(|e| StageError::arrow("split: comparing times", e))?;
             // NULL times cannot be "after" the cutoff: they stay in train.
             for (i, t) in test.iter_mut().enumerate() {
                 *t = col.is_valid(i) && !before.value(i);
@@ -409,7 +463,8 @@ pub fn materialize(
             let f = arrow::compute::filter(&f, &to_train).map_err(|e| StageError::arrow("split", e))?;
             let mut cols = r.columns().to_vec();
             cols.push(f);
-            r = RecordBatch::try_new(train_schema.clone(), cols).map_err(|e| StageError::arrow("split: adding folds", e))?;
+            r = RecordBatch::try_new(train_schema.clone(), cols)
+                .map_err(|e| StageError::arrow("split: adding folds", e))?;
         }
         if t.num_rows() > 0 {
             test.push(t);
@@ -467,7 +522,12 @@ impl StageKind for SplitKind {
         Ok(Box::new(SplitStage { config }))
     }
 
-    fn derive_schemas(&self, stage: &StageSpec, inputs: &[Option<SchemaRef>], _registry: &Registry) -> Derived {
+    fn derive_schemas(
+        &self,
+        stage: &StageSpec,
+        inputs: &[Option<SchemaRef>],
+        _registry: &Registry,
+    ) -> Derived {
         let mut derived = Derived::unknown(&stage.outputs);
         let (Ok(config), Some(Some(input))) = (SplitConfig::parse(&stage.config), inputs.first()) else {
             return derived;
@@ -553,7 +613,9 @@ mod tests {
             let c = splitmix64(seed, i as u64) % (classes + 1);
             (c < classes).then(|| format!("klasse-{c}-é"))
         })));
-        let user: ArrayRef = Arc::new(Int64Array::from_iter((0..n).map(|i| Some((splitmix64(seed ^ 7, i as u64) % 9) as i64))));
+        let user: ArrayRef = Arc::new(Int64Array::from_iter(
+            (0..n).map(|i| Some((splitmix64(seed ^ 7, i as u64) % 9) as i64)),
+        ));
         let t: ArrayRef = Arc::new(TimestampMicrosecondArray::from_iter(
             (0..n).map(|i| Some((splitmix64(seed ^ 3, i as u64) % 1_000) as i64 * 1_000_000)),
         ));
@@ -569,7 +631,10 @@ mod tests {
     }
 
     fn ids(batches: &[RecordBatch]) -> Vec<i64> {
-        batches.iter().flat_map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()).collect()
+        batches
+            .iter()
+            .flat_map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec())
+            .collect()
     }
 
     /// For random inputs and every method: train ∪ test = input, disjoint; the result does
@@ -603,7 +668,10 @@ mod tests {
                     let class = column(&one, &schema, "class").unwrap();
                     for g in groups(&[class]).unwrap() {
                         let in_test = g.iter().filter(|&&r| a.test[r as usize]).count() as f64;
-                        assert!((in_test - g.len() as f64 * 0.3).abs() <= 1.0, "{m}: class off by more than a row");
+                        assert!(
+                            (in_test - g.len() as f64 * 0.3).abs() <= 1.0,
+                            "{m}: class off by more than a row"
+                        );
                     }
                 }
                 if let Method::KFold(k) = c.method {
@@ -657,7 +725,11 @@ mod tests {
     #[test]
     fn empty_input_and_single_row_users() {
         let (schema, batches) = data(0, 1, 0, &[]);
-        for m in [json!({}), json!({"method": "kfold", "folds": 3}), json!({"method": "time", "time_column": "t", "cutoff": 0.5})] {
+        for m in [
+            json!({}),
+            json!({"method": "kfold", "folds": 3}),
+            json!({"method": "time", "time_column": "t", "cutoff": 0.5}),
+        ] {
             let a = assign(&cfg(m).unwrap(), &schema, &batches, 0).unwrap();
             assert!(a.test.is_empty());
         }
@@ -670,11 +742,17 @@ mod tests {
     fn config_and_schema_errors_name_the_key() {
         let e = cfg(json!({"method": "stratifed"})).unwrap_err();
         assert_eq!((e[0].key.as_str(), e[0].help.as_deref()), ("method", Some("did you mean `stratified`?")));
-        assert_eq!(cfg(json!({"method": "stratified"})).unwrap_err()[0].message, "method \"stratified\" needs `stratify_by`");
+        assert_eq!(
+            cfg(json!({"method": "stratified"})).unwrap_err()[0].message,
+            "method \"stratified\" needs `stratify_by`"
+        );
         assert_eq!(cfg(json!({"test_fraction": 1.5})).unwrap_err()[0].key, "test_fraction");
         assert_eq!(cfg(json!({"folds": 3})).unwrap_err()[0].key, "folds");
         assert_eq!(cfg(json!({"method": "kfold", "folds": 1})).unwrap_err()[0].key, "folds");
-        assert_eq!(cfg(json!({"method": "time", "time_column": "t", "cutoff": 2})).unwrap_err()[0].key, "cutoff");
+        assert_eq!(
+            cfg(json!({"method": "time", "time_column": "t", "cutoff": 2})).unwrap_err()[0].key,
+            "cutoff"
+        );
         let (schema, _) = data(0, 1, 0, &[]);
         let c = cfg(json!({"method": "time", "time_column": "class", "cutoff": "2011-01-01"})).unwrap();
         let issues = c.check_schema(&schema);

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::AsArray;
 use arrow::record_batch::RecordBatch;
 
 use crate::util::*;
@@ -87,7 +87,13 @@ fn operations(record: &serde_json::Value, stage: &str) -> Vec<(String, u64, u64)
         .as_array()
         .unwrap()
         .iter()
-        .map(|o| (o["op"].as_str().unwrap().to_string(), o["rows_in"].as_u64().unwrap(), o["rows_out"].as_u64().unwrap()))
+        .map(|o| {
+            (
+                o["op"].as_str().unwrap().to_string(),
+                o["rows_in"].as_u64().unwrap(),
+                o["rows_out"].as_u64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -118,7 +124,10 @@ fn collect_clean_split_counts_every_operation_and_keeps_rejects() {
     assert_eq!(metrics["operations"][6]["filled"], 1);
 
     let data = output(&r, "tidy", "data");
-    assert_eq!(strings(&data, "Description"), [Some("Mug".into()), Some("Lamp".into()), Some("Plate".into()), Some("Cup".into())]);
+    assert_eq!(
+        strings(&data, "Description"),
+        [Some("Mug".into()), Some("Lamp".into()), Some("Plate".into()), Some("Cup".into())]
+    );
     assert_eq!(strings(&data, "Country")[0].as_deref(), Some("united kingdom"));
     // The median of 1.5, 2.5, 0.5 fills the lamp's missing price.
     assert_eq!(strings(&data, "UnitPrice")[1].as_deref(), Some("1.5"));
@@ -126,20 +135,30 @@ fn collect_clean_split_counts_every_operation_and_keeps_rejects() {
 
     // Rejects: input columns as read, in input order, with the step that removed each row.
     let rejects = output(&r, "tidy", "rejects");
-    assert_eq!(strings(&rejects, "InvoiceNo"), [Some("1001".into()), Some("1003".into()), Some("1004".into()), Some("1005".into())]);
+    assert_eq!(
+        strings(&rejects, "InvoiceNo"),
+        [Some("1001".into()), Some("1003".into()), Some("1004".into()), Some("1005".into())]
+    );
     assert_eq!(
         strings(&rejects, "rejected_op"),
         [Some("dedup".into()), Some("filter".into()), Some("drop_nulls".into()), Some("cast".into())]
     );
-    assert_eq!(strings(&rejects, "rejected_step"), [Some("1".into()), Some("3".into()), Some("0".into()), Some("2".into())]);
-    assert_eq!(strings(&rejects, "rejected_reason")[3].as_deref(), Some("`many` in column `Quantity` is not int64"));
+    assert_eq!(
+        strings(&rejects, "rejected_step"),
+        [Some("1".into()), Some("3".into()), Some("0".into()), Some("2".into())]
+    );
+    assert_eq!(
+        strings(&rejects, "rejected_reason")[3].as_deref(),
+        Some("`many` in column `Quantity` is not int64")
+    );
     assert_eq!(strings(&rejects, "StockCode")[0].as_deref(), Some("A1"));
 
     // Split: every cleaned row in exactly one output, 25 % of 4 in test.
     let train = output(&r, "split", "train");
     let test = output(&r, "split", "test");
     assert_eq!((rows(&train), rows(&test)), (3, 1));
-    let mut all: Vec<_> = strings(&train, "InvoiceNo").into_iter().chain(strings(&test, "InvoiceNo")).collect();
+    let mut all: Vec<_> =
+        strings(&train, "InvoiceNo").into_iter().chain(strings(&test, "InvoiceNo")).collect();
     all.sort();
     assert_eq!(all, strings(&data, "InvoiceNo"));
     assert_eq!(stage_field(&r, "split", "metrics")["test_rows"], 1);
@@ -198,8 +217,9 @@ test_fraction = 0.2
 
 #[test]
 fn the_online_retail_counts_per_operation() {
-    let csv = std::env::var("SLUICE_RETAIL_CSV")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/online-retail/online_retail.csv").to_owned());
+    let csv = std::env::var("SLUICE_RETAIL_CSV").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/online-retail/online_retail.csv").to_owned()
+    });
     assert!(Path::new(&csv).is_file(), "the shared retail data must exist at {csv}");
     let s = Scratch::new();
     let file = s.write(

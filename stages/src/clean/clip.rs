@@ -45,12 +45,17 @@ pub struct Clip {
 const EXAMPLE: &str = "clip = { Quantity = { min = 0, max = 1000 } }";
 
 fn parse_bounds(v: &Value, key: &str) -> Result<Bounds, Issue> {
-    let bad = |m: String| Issue::new(key, m).with_help("write { min = 0, max = 100 }, { quantiles = [0.01, 0.99] } or { iqr = 1.5 }");
+    let bad = |m: String| {
+        Issue::new(key, m)
+            .with_help("write { min = 0, max = 100 }, { quantiles = [0.01, 0.99] } or { iqr = 1.5 }")
+    };
     let t = v.as_object().ok_or_else(|| bad(format!("clip bounds must be a table, found {v}")))?;
     let num = |k: &str| -> Result<Option<f64>, Issue> {
         match t.get(k) {
             None => Ok(None),
-            Some(x) => x.as_f64().map(Some).ok_or_else(|| Issue::new(format!("{key}.{k}"), format!("`{k}` must be a number, found {x}"))),
+            Some(x) => x.as_f64().map(Some).ok_or_else(|| {
+                Issue::new(format!("{key}.{k}"), format!("`{k}` must be a number, found {x}"))
+            }),
         }
     };
     if let Some(other) = t.keys().find(|k| !matches!(k.as_str(), "min" | "max" | "quantiles" | "iqr")) {
@@ -69,15 +74,25 @@ fn parse_bounds(v: &Value, key: &str) -> Result<Bounds, Issue> {
         }
         [false, false, true, false] => {
             let qkey = format!("{key}.quantiles");
-            let q = t.get("quantiles").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_f64).collect::<Vec<_>>());
+            let q = t
+                .get("quantiles")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_f64).collect::<Vec<_>>());
             match q.as_deref() {
-                Some(&[lo, hi]) if (0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi) && lo <= hi => Ok(Bounds::Quantiles(lo, hi)),
-                _ => Err(Issue::new(qkey, "`quantiles` must be two numbers [low, high] with 0 ≤ low ≤ high ≤ 1")),
+                Some(&[lo, hi]) if (0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi) && lo <= hi => {
+                    Ok(Bounds::Quantiles(lo, hi))
+                }
+                _ => Err(Issue::new(
+                    qkey,
+                    "`quantiles` must be two numbers [low, high] with 0 ≤ low ≤ high ≤ 1",
+                )),
             }
         }
         [false, false, false, true] => match num("iqr")? {
             Some(k) if k >= 0.0 => Ok(Bounds::Iqr(k)),
-            _ => Err(Issue::new(format!("{key}.iqr"), "`iqr` must be a number ≥ 0 (1.5 is the usual choice)")),
+            _ => {
+                Err(Issue::new(format!("{key}.iqr"), "`iqr` must be a number ≥ 0 (1.5 is the usual choice)"))
+            }
         },
         _ => Err(bad("give `min`/`max`, or `quantiles`, or `iqr` — one kind of bound".into())),
     }
@@ -103,7 +118,10 @@ impl Clip {
             let Some(i) = c.find(schema, issues) else { continue };
             let ty = schema.field(i).data_type();
             if !stats::is_numeric(ty) {
-                issues.push(Issue::new(&c.key, format!("`clip` works on numbers, but column `{}` is {}", c.name, type_name(ty))));
+                issues.push(Issue::new(
+                    &c.key,
+                    format!("`clip` works on numbers, but column `{}` is {}", c.name, type_name(ty)),
+                ));
             }
         }
         schema.clone()
@@ -138,7 +156,10 @@ impl Clip {
             }
             // Arrow orders NaN above +inf (and -NaN below -inf): keep NaN out of the masks.
             let infinity = if ty.is_floating() {
-                Some((stats::number_as(f64::NEG_INFINITY, &ty).ok(), stats::number_as(f64::INFINITY, &ty).ok()))
+                Some((
+                    stats::number_as(f64::NEG_INFINITY, &ty).ok(),
+                    stats::number_as(f64::INFINITY, &ty).ok(),
+                ))
             } else {
                 None
             };
@@ -150,7 +171,8 @@ impl Clip {
                     let (col, n) = clip_column(b.column(i), lo.as_ref(), hi.as_ref(), infinity.as_ref())?;
                     let mut cols = b.columns().to_vec();
                     cols[i] = col;
-                    let b = RecordBatch::try_new(b.schema(), cols).map_err(|e| StageError::arrow("clipping", e))?;
+                    let b = RecordBatch::try_new(b.schema(), cols)
+                        .map_err(|e| StageError::arrow("clipping", e))?;
                     Ok((b, n))
                 })
                 .collect::<Result<Vec<_>, StageError>>()?;
@@ -212,7 +234,13 @@ mod tests {
             schema.clone(),
             vec![
                 Arc::new(Int64Array::from(vec![Some(-5), Some(1), None, Some(3), Some(100)])),
-                Arc::new(Float64Array::from(vec![Some(1.0), Some(2.0), Some(3.0), Some(f64::NAN), Some(1000.0)])),
+                Arc::new(Float64Array::from(vec![
+                    Some(1.0),
+                    Some(2.0),
+                    Some(3.0),
+                    Some(f64::NAN),
+                    Some(1000.0),
+                ])),
                 Arc::new(StringArray::from(vec!["a", "b", "c", "d", "e"])),
             ],
         )
@@ -232,7 +260,8 @@ mod tests {
 
     #[test]
     fn quantiles_and_iqr_come_from_the_data() {
-        let a = Clip::parse(&json!({"f": {"quantiles": [0.0, 0.5]}}), "clip").unwrap().apply(input()).unwrap();
+        let a =
+            Clip::parse(&json!({"f": {"quantiles": [0.0, 0.5]}}), "clip").unwrap().apply(input()).unwrap();
         let col = a.table.column(1).unwrap();
         let v: Vec<f64> = col.as_primitive::<Float64Type>().values().to_vec();
         // Quantiles over 1, 2, 3, 1000 (NaN skipped): median 2.5.
@@ -248,7 +277,10 @@ mod tests {
     #[test]
     fn config_and_type_errors() {
         assert_eq!(Clip::parse(&json!({"f": {"min": 2, "max": 1}}), "clip").unwrap_err()[0].key, "clip.f");
-        assert_eq!(Clip::parse(&json!({"f": {"quantiles": [0.9, 0.1]}}), "clip").unwrap_err()[0].key, "clip.f.quantiles");
+        assert_eq!(
+            Clip::parse(&json!({"f": {"quantiles": [0.9, 0.1]}}), "clip").unwrap_err()[0].key,
+            "clip.f.quantiles"
+        );
         assert!(Clip::parse(&json!({"f": {"min": 0, "iqr": 1}}), "clip").is_err());
         assert!(Clip::parse(&json!({"f": 3}), "clip").is_err());
         let mut issues = Vec::new();
@@ -259,7 +291,8 @@ mod tests {
     #[test]
     fn all_null_and_empty_columns_are_left_alone() {
         let schema = Arc::new(Schema::new(vec![Field::new("f", DataType::Float64, true)]));
-        let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(Float64Array::from(vec![None, None]))]).unwrap();
+        let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(Float64Array::from(vec![None, None]))])
+            .unwrap();
         let c = Clip::parse(&json!({"f": {"iqr": 1.5}}), "clip").unwrap();
         assert_eq!(c.apply(Table::from_input(schema.clone(), vec![b])).unwrap().table.rows(), 2);
         assert_eq!(c.apply(Table::from_input(schema, vec![])).unwrap().table.rows(), 0);

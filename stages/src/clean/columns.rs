@@ -33,7 +33,13 @@ fn projection(schema: &Schema, cols: &[ColRef], select: bool, issues: &mut Vec<I
 }
 
 /// Schema after `select` / `drop`.
-pub fn derive_projection(schema: &SchemaRef, cols: &[ColRef], select: bool, key: &str, issues: &mut Vec<Issue>) -> SchemaRef {
+pub fn derive_projection(
+    schema: &SchemaRef,
+    cols: &[ColRef],
+    select: bool,
+    key: &str,
+    issues: &mut Vec<Issue>,
+) -> SchemaRef {
     let keep = projection(schema, cols, select, issues);
     if keep.is_empty() && !schema.fields().is_empty() {
         issues.push(Issue::new(key, "this step leaves no columns"));
@@ -81,7 +87,8 @@ pub fn apply_projection(table: Table, out: SchemaRef) -> Result<Table, StageErro
 /// Applies `rename`: same columns, new schema.
 pub fn apply_rename(table: Table, out: SchemaRef) -> Result<Table, StageError> {
     table.map(out.clone(), |b| {
-        RecordBatch::try_new(out.clone(), b.columns().to_vec()).map_err(|e| StageError::arrow("renaming columns", e))
+        RecordBatch::try_new(out.clone(), b.columns().to_vec())
+            .map_err(|e| StageError::arrow("renaming columns", e))
     })
 }
 

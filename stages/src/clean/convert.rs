@@ -39,16 +39,24 @@ pub struct ParseTimestamp {
     pub on_error: OnBad,
 }
 
+/// Column entries of a conversion table, with the table's `on_error`.
+type Entries<'v> = (Vec<(ColRef, &'v Value)>, OnBad);
+
 /// Splits the short form (`{ col = v }`) from the long one (`{ columns = {...}, on_error }`).
-fn long_form<'v>(value: &'v Value, key: &str, op: &str, example: &str) -> Result<(Vec<(ColRef, &'v Value)>, OnBad), Vec<Issue>> {
+fn long_form<'v>(value: &'v Value, key: &str, op: &str, example: &str) -> Result<Entries<'v>, Vec<Issue>> {
     match value.as_object() {
         Some(t) if t.get("columns").is_some_and(Value::is_object) => {
-            let on_error = OnBad::parse(t.get("on_error"), &format!("{key}.on_error")).map_err(|i| vec![i])?;
+            let on_error =
+                OnBad::parse(t.get("on_error"), &format!("{key}.on_error")).map_err(|i| vec![i])?;
             if let Some(other) = t.keys().find(|k| !matches!(k.as_str(), "columns" | "on_error")) {
-                return Err(vec![Issue::new(format!("{key}.{other}"), format!("unknown key `{other}` in `{op}`"))
-                    .with_help("with `columns = {...}`, the only other key is `on_error`")]);
+                return Err(vec![
+                    Issue::new(format!("{key}.{other}"), format!("unknown key `{other}` in `{op}`"))
+                        .with_help("with `columns = {...}`, the only other key is `on_error`"),
+                ]);
             }
-            let cols = t.get("columns").map_or(Ok(Vec::new()), |c| column_table(c, &format!("{key}.columns"), op, example))?;
+            let cols = t
+                .get("columns")
+                .map_or(Ok(Vec::new()), |c| column_table(c, &format!("{key}.columns"), op, example))?;
             Ok((cols, on_error))
         }
         _ => Ok((column_table(value, key, op, example)?, OnBad::Fail)),
@@ -82,7 +90,12 @@ impl Cast {
             if !can_cast_types(from, ty) {
                 issues.push(Issue::new(
                     &col.key,
-                    format!("column `{}` is {} and cannot be cast to {}", col.name, type_name(from), type_name(ty)),
+                    format!(
+                        "column `{}` is {} and cannot be cast to {}",
+                        col.name,
+                        type_name(from),
+                        type_name(ty)
+                    ),
                 ));
             }
             fields[i] = fields[i].clone().with_data_type(ty.clone()).with_nullable(true);
@@ -92,8 +105,11 @@ impl Cast {
 
     /// Casts per batch; refused values follow `on_error`.
     pub fn apply(&self, table: Table, out: SchemaRef, track: bool) -> Result<Applied, OpError> {
-        let targets: Vec<(usize, &ColRef, String)> =
-            self.columns.iter().filter_map(|(c, ty)| Some((out.index_of(&c.name).ok()?, c, type_name(ty)))).collect();
+        let targets: Vec<(usize, &ColRef, String)> = self
+            .columns
+            .iter()
+            .filter_map(|(c, ty)| Some((out.index_of(&c.name).ok()?, c, type_name(ty))))
+            .collect();
         let options = CastOptions { safe: true, ..Default::default() };
         convert(table, out, &targets, self.on_error, track, "cast", |k, array| {
             let (_, ty) = &self.columns[k];
@@ -105,8 +121,12 @@ impl Cast {
 impl ParseTimestamp {
     /// Reads the op's config; formats are checked here.
     pub fn parse(value: &Value, key: &str) -> Result<ParseTimestamp, Vec<Issue>> {
-        let (entries, on_error) =
-            long_form(value, key, "parse_timestamp", "parse_timestamp = { InvoiceDate = \"%m/%d/%Y %H:%M\" }")?;
+        let (entries, on_error) = long_form(
+            value,
+            key,
+            "parse_timestamp",
+            "parse_timestamp = { InvoiceDate = \"%m/%d/%Y %H:%M\" }",
+        )?;
         let mut columns = Vec::new();
         let mut issues = Vec::new();
         for (col, v) in entries {
@@ -131,8 +151,15 @@ impl ParseTimestamp {
             let ty = schema.field(i).data_type();
             if !matches!(ty, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
                 issues.push(
-                    Issue::new(&col.key, format!("column `{}` is {}, not a string; only strings are parsed", col.name, type_name(ty)))
-                        .with_help("remove it from `parse_timestamp` (use `cast` to convert other types)"),
+                    Issue::new(
+                        &col.key,
+                        format!(
+                            "column `{}` is {}, not a string; only strings are parsed",
+                            col.name,
+                            type_name(ty)
+                        ),
+                    )
+                    .with_help("remove it from `parse_timestamp` (use `cast` to convert other types)"),
                 );
             }
             fields[i] = fields[i].clone().with_data_type(timestamp()).with_nullable(true);
@@ -145,7 +172,9 @@ impl ParseTimestamp {
         let targets: Vec<(usize, &ColRef, String)> = self
             .columns
             .iter()
-            .filter_map(|(c, f)| Some((out.index_of(&c.name).ok()?, c, format!("a timestamp in the format \"{f}\""))))
+            .filter_map(|(c, f)| {
+                Some((out.index_of(&c.name).ok()?, c, format!("a timestamp in the format \"{f}\"")))
+            })
             .collect();
         convert(table, out, &targets, self.on_error, track, "parse_timestamp", |k, array| {
             let (_, format) = &self.columns[k];
@@ -166,7 +195,9 @@ fn parse_timestamps(array: &ArrayRef, format: &str) -> Result<ArrayRef, StageErr
     let parse_one = |s: &str| -> Option<i64> {
         let dt = match NaiveDateTime::parse_from_str(s, format) {
             Ok(dt) => dt,
-            Err(e) if e.kind() == ParseErrorKind::NotEnough => NaiveDate::parse_from_str(s, format).ok()?.and_hms_opt(0, 0, 0)?,
+            Err(e) if e.kind() == ParseErrorKind::NotEnough => {
+                NaiveDate::parse_from_str(s, format).ok()?.and_hms_opt(0, 0, 0)?
+            }
             Err(_) => return None,
         };
         Some(dt.and_utc().timestamp_micros())
@@ -215,8 +246,10 @@ where
                 }
                 columns[i] = after;
             }
-            let batch = RecordBatch::try_new(out.clone(), columns).map_err(|e| StageError::arrow(format!("{op}: building the batch"), e))?;
-            let first_failure = failed.as_ref().and_then(|rows| rows.iter().enumerate().find_map(|(r, k)| k.map(|k| (r, k))));
+            let batch = RecordBatch::try_new(out.clone(), columns)
+                .map_err(|e| StageError::arrow(format!("{op}: building the batch"), e))?;
+            let first_failure =
+                failed.as_ref().and_then(|rows| rows.iter().enumerate().find_map(|(r, k)| k.map(|k| (r, k))));
             let (keep, reasons) = match (&failed, on_error) {
                 (Some(rows), OnBad::Reject) => {
                     let keep: BooleanArray = rows.iter().map(|k| Some(k.is_none())).collect();
@@ -240,15 +273,15 @@ where
         converted.push(r?);
     }
     if on_error == OnBad::Fail
-        && let Some((bi, (r, k))) = converted.iter().enumerate().find_map(|(bi, c)| c.first_failure.map(|f| (bi, f)))
+        && let Some((bi, (r, k))) =
+            converted.iter().enumerate().find_map(|(bi, c)| c.first_failure.map(|f| (bi, f)))
     {
         let (_, col, _) = targets[k];
         let row = table.id(bi, r).map_or_else(|| "a row".to_string(), |id| format!("row {}", id + 1));
         let what = describe(&table.batches[bi], targets, r, k);
-        return Err(OpError::Issue(
-            Issue::new(&col.key, format!("{row} of the input: {what}"))
-                .with_help(format!("set `on_error = \"null\"` or `\"reject\"` in `{op}` to keep going past such values")),
-        ));
+        return Err(OpError::Issue(Issue::new(&col.key, format!("{row} of the input: {what}")).with_help(
+            format!("set `on_error = \"null\"` or `\"reject\"` in `{op}` to keep going past such values"),
+        )));
     }
     let masks: Option<Vec<BooleanArray>> = match on_error {
         OnBad::Reject => Some(
@@ -266,7 +299,8 @@ where
         batches.push(c.batch);
     }
     let converted_table = Table { schema: out, batches, ids: table.ids };
-    let nulled: u64 = if on_error == OnBad::Null { count_nulled(&table.batches, &converted_table, targets) } else { 0 };
+    let nulled: u64 =
+        if on_error == OnBad::Null { count_nulled(&table.batches, &converted_table, targets) } else { 0 };
     match masks {
         Some(masks) => {
             let mut applied = Applied::kept(converted_table, masks, track)?;
@@ -285,7 +319,12 @@ fn count_nulled(before: &[RecordBatch], after: &Table, targets: &[(usize, &ColRe
     before
         .iter()
         .zip(&after.batches)
-        .map(|(b, a)| targets.iter().map(|&(i, _, _)| (a.column(i).null_count() - b.column(i).null_count()) as u64).sum::<u64>())
+        .map(|(b, a)| {
+            targets
+                .iter()
+                .map(|&(i, _, _)| (a.column(i).null_count() - b.column(i).null_count()) as u64)
+                .sum::<u64>()
+        })
         .sum()
 }
 
@@ -308,7 +347,9 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, true)]));
         let batches = parts
             .iter()
-            .map(|p| RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(p.to_vec()))]).unwrap())
+            .map(|p| {
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(p.to_vec()))]).unwrap()
+            })
             .collect();
         Table::from_input(schema, batches)
     }
@@ -353,7 +394,10 @@ mod tests {
     #[test]
     fn cast_config_and_schema_errors() {
         assert_eq!(Cast::parse(&json!({"q": "integr"}), "cast").unwrap_err()[0].key, "cast.q");
-        assert_eq!(Cast::parse(&json!({"columns": {"q": "int"}, "on_error": "skip"}), "cast").unwrap_err()[0].key, "cast.on_error");
+        assert_eq!(
+            Cast::parse(&json!({"columns": {"q": "int"}, "on_error": "skip"}), "cast").unwrap_err()[0].key,
+            "cast.on_error"
+        );
         let c = Cast::parse(&json!({"qq": "int"}), "steps.0.cast").unwrap();
         let mut issues = Vec::new();
         c.derive(&strings("q", &[]).schema, &mut issues);
@@ -374,7 +418,9 @@ mod tests {
 
     #[test]
     fn parse_timestamp_with_format_dates_and_rejects() {
-        let p = ParseTimestamp::parse(&json!({"columns": {"d": "%m/%d/%Y %H:%M"}, "on_error": "reject"}), "pt").unwrap();
+        let p =
+            ParseTimestamp::parse(&json!({"columns": {"d": "%m/%d/%Y %H:%M"}, "on_error": "reject"}), "pt")
+                .unwrap();
         let t = strings("d", &[&[Some("12/1/2010 8:26"), None, Some("2010-12-01"), Some("")]]);
         let mut issues = Vec::new();
         let out = p.derive(&t.schema, &mut issues);

@@ -65,7 +65,11 @@ impl Dedup {
     }
 
     /// Checks the columns exist; the schema is unchanged.
-    pub fn derive(&self, schema: &arrow::datatypes::SchemaRef, issues: &mut Vec<Issue>) -> arrow::datatypes::SchemaRef {
+    pub fn derive(
+        &self,
+        schema: &arrow::datatypes::SchemaRef,
+        issues: &mut Vec<Issue>,
+    ) -> arrow::datatypes::SchemaRef {
         for c in self.keys.iter().flatten().chain(&self.order_by) {
             c.find(schema, issues);
         }
@@ -81,13 +85,18 @@ impl Dedup {
         };
         let order_col = self.order_by.as_ref().map(index).transpose()?;
         let arrow_err = |e| StageError::arrow("dedup: encoding rows", e);
-        let key_conv = RowConverter::new(key_cols.iter().map(|&i| SortField::new(table.schema.field(i).data_type().clone())).collect())
-            .map_err(arrow_err)?;
+        let key_conv = RowConverter::new(
+            key_cols.iter().map(|&i| SortField::new(table.schema.field(i).data_type().clone())).collect(),
+        )
+        .map_err(arrow_err)?;
         // NULL orders are never preferred: last for keep = "first", first for keep = "last".
         let order_conv = order_col
             .map(|i| {
                 let options = SortOptions { descending: false, nulls_first: self.keep_last };
-                RowConverter::new(vec![SortField::new_with_options(table.schema.field(i).data_type().clone(), options)])
+                RowConverter::new(vec![SortField::new_with_options(
+                    table.schema.field(i).data_type().clone(),
+                    options,
+                )])
             })
             .transpose()
             .map_err(arrow_err)?;
@@ -99,7 +108,9 @@ impl Dedup {
                 let cols: Vec<ArrayRef> = key_cols.iter().map(|&i| b.column(i).clone()).collect();
                 let keys = key_conv.convert_columns(&cols).map_err(arrow_err)?;
                 let order = match (&order_conv, order_col) {
-                    (Some(conv), Some(i)) => Some(conv.convert_columns(&[b.column(i).clone()]).map_err(arrow_err)?),
+                    (Some(conv), Some(i)) => {
+                        Some(conv.convert_columns(&[b.column(i).clone()]).map_err(arrow_err)?)
+                    }
                     _ => None,
                 };
                 let hashes: Vec<u64> = keys.iter().map(|r| hash_bytes(r.data())).collect();
@@ -117,7 +128,8 @@ impl Dedup {
             .into_par_iter()
             .map(|s| {
                 let total: usize = encoded.iter().map(|e| e.shards[s].len()).sum();
-                let mut seen: Seen<'_> = HashMap::with_capacity_and_hasher(total, BuildHasherDefault::default());
+                let mut seen: Seen<'_> =
+                    HashMap::with_capacity_and_hasher(total, BuildHasherDefault::default());
                 // Without order_by, "last" is "first" walking backwards.
                 if keep_last && !ordered {
                     for b in (0..encoded.len()).rev() {
@@ -263,7 +275,10 @@ mod tests {
     use super::*;
 
     fn input(parts: &[&[(Option<&str>, Option<i64>)]]) -> Table {
-        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("v", DataType::Int64, true)]));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("v", DataType::Int64, true),
+        ]));
         let batches = parts
             .iter()
             .map(|p| {
@@ -285,7 +300,9 @@ mod tests {
         let v = t.column(1).unwrap();
         let k = k.as_any().downcast_ref::<StringArray>().unwrap();
         let v = v.as_any().downcast_ref::<Int64Array>().unwrap();
-        (0..k.len()).map(|i| (k.is_valid(i).then(|| k.value(i).to_string()), v.is_valid(i).then(|| v.value(i)))).collect()
+        (0..k.len())
+            .map(|i| (k.is_valid(i).then(|| k.value(i).to_string()), v.is_valid(i).then(|| v.value(i))))
+            .collect()
     }
 
     fn data() -> Table {
@@ -305,13 +322,23 @@ mod tests {
 
     #[test]
     fn keys_with_keep_last_and_order_by() {
-        let last = Dedup::parse(&json!({"keys": ["k"], "keep": "last"}), "d").unwrap().apply(data(), false).unwrap();
+        let last =
+            Dedup::parse(&json!({"keys": ["k"], "keep": "last"}), "d").unwrap().apply(data(), false).unwrap();
         assert_eq!(rows(&last.table), [(None, None), (Some("ä".into()), Some(3)), (Some("b".into()), None)]);
-        let by = Dedup::parse(&json!({"keys": "k", "keep": "last", "order_by": "v"}), "d").unwrap().apply(data(), false).unwrap();
+        let by = Dedup::parse(&json!({"keys": "k", "keep": "last", "order_by": "v"}), "d")
+            .unwrap()
+            .apply(data(), false)
+            .unwrap();
         // b: the NULL v never wins over a value; NULL group: tie → the later row.
         assert_eq!(rows(&by.table), [(Some("b".into()), Some(2)), (None, None), (Some("ä".into()), Some(3))]);
-        let first = Dedup::parse(&json!({"keys": ["k"], "order_by": "v"}), "d").unwrap().apply(data(), false).unwrap();
-        assert_eq!(rows(&first.table), [(Some("ä".into()), Some(1)), (None, None), (Some("b".into()), Some(2))]);
+        let first = Dedup::parse(&json!({"keys": ["k"], "order_by": "v"}), "d")
+            .unwrap()
+            .apply(data(), false)
+            .unwrap();
+        assert_eq!(
+            rows(&first.table),
+            [(Some("ä".into()), Some(1)), (None, None), (Some("b".into()), Some(2))]
+        );
     }
 
     #[test]
@@ -319,7 +346,10 @@ mod tests {
         let a = Dedup::parse(&json!(true), "dedup").unwrap().apply(input(&[]), true).unwrap();
         assert_eq!(a.table.rows(), 0);
         assert!(Dedup::parse(&json!(false), "dedup").is_err());
-        assert_eq!(Dedup::parse(&json!({"keep": "middle"}), "steps.1.dedup").unwrap_err()[0].key, "steps.1.dedup.keep");
+        assert_eq!(
+            Dedup::parse(&json!({"keep": "middle"}), "steps.1.dedup").unwrap_err()[0].key,
+            "steps.1.dedup.keep"
+        );
         let mut issues = Vec::new();
         Dedup::parse(&json!({"keys": ["kk"]}), "dedup").unwrap().derive(&data().schema, &mut issues);
         assert_eq!(issues[0].key, "dedup.keys.0");
@@ -327,7 +357,8 @@ mod tests {
 
     #[test]
     fn many_rows_dedup_like_a_set() {
-        let values: Vec<(Option<&str>, Option<i64>)> = (0..20_000).map(|i| (Some("x"), Some(i % 7_919))).collect();
+        let values: Vec<(Option<&str>, Option<i64>)> =
+            (0..20_000).map(|i| (Some("x"), Some(i % 7_919))).collect();
         let t = input(&[&values[..5_000], &values[5_000..]]);
         let a = Dedup::parse(&json!(true), "dedup").unwrap().apply(t, true).unwrap();
         assert_eq!(a.table.rows(), 7_919);

@@ -66,7 +66,10 @@ fn find_word(text: &str, word: &str) -> Option<usize> {
 fn string_of(value: &Value, key: &str, op: &str, example: &str) -> Result<String, Vec<Issue>> {
     match value.as_str() {
         Some(s) if !s.trim().is_empty() => Ok(s.to_string()),
-        _ => Err(vec![Issue::new(key, format!("`{op}` takes an SQL string, found {value}")).with_help(format!("write e.g. {example}"))]),
+        _ => Err(vec![
+            Issue::new(key, format!("`{op}` takes an SQL string, found {value}"))
+                .with_help(format!("write e.g. {example}")),
+        ]),
     }
 }
 
@@ -87,8 +90,9 @@ impl Filter {
     /// expression), planning errors and a non-boolean result become issues.
     pub fn plan(&self, schema: &SchemaRef) -> Result<Arc<dyn PhysicalExpr>, Vec<Issue>> {
         let ctx = session();
-        let df_schema = DFSchema::try_from(schema.as_ref().clone())
-            .map_err(|e| vec![Issue::new(&self.key, format!("filter: {}", sql_error(&e, &self.sql).message))])?;
+        let df_schema = DFSchema::try_from(schema.as_ref().clone()).map_err(|e| {
+            vec![Issue::new(&self.key, format!("filter: {}", sql_error(&e, &self.sql).message))]
+        })?;
         let located = |e: &datafusion::error::DataFusionError| {
             let e = sql_error(e, &self.sql);
             let mut issue = Issue::new(&self.key, format!("filter: {}", e.message));
@@ -112,7 +116,8 @@ impl Filter {
         for col in refs {
             if schema.index_of(&col.name).is_err() {
                 let mut issue = unknown_column(&col.name, &self.key, schema);
-                issue.at = col.spans().first().and_then(|s| offset_of(&self.sql, s.start.line, s.start.column));
+                issue.at =
+                    col.spans().first().and_then(|s| offset_of(&self.sql, s.start.line, s.start.column));
                 issues.push(issue);
             }
         }
@@ -122,8 +127,16 @@ impl Filter {
         let phys = ctx.create_physical_expr(expr, &df_schema).map_err(|e| located(&e))?;
         match phys.data_type(schema) {
             Ok(DataType::Boolean | DataType::Null) => Ok(phys),
-            Ok(other) => Err(vec![Issue::new(&self.key, format!("a filter must be a condition (true/false), but this one is {}", type_name(&other)))
-                .with_help("compare it, e.g. \"Quantity > 0\"")]),
+            Ok(other) => Err(vec![
+                Issue::new(
+                    &self.key,
+                    format!(
+                        "a filter must be a condition (true/false), but this one is {}",
+                        type_name(&other)
+                    ),
+                )
+                .with_help("compare it, e.g. \"Quantity > 0\""),
+            ]),
             Err(e) => Err(located(&e)),
         }
     }
@@ -155,7 +168,8 @@ fn evaluate(phys: &dyn PhysicalExpr, batch: &RecordBatch) -> Result<BooleanArray
 impl SqlStep {
     /// Reads the op's config and checks the query's syntax.
     pub fn parse(value: &Value, key: &str) -> Result<SqlStep, Vec<Issue>> {
-        let sql = string_of(value, key, "sql", "sql = \"SELECT *, Quantity * UnitPrice AS amount FROM input\"")?;
+        let sql =
+            string_of(value, key, "sql", "sql = \"SELECT *, Quantity * UnitPrice AS amount FROM input\"")?;
         if let Err(e) = parse_query(&sql) {
             let mut issue = Issue::new(key, format!("SQL: {}", e.message));
             issue.at = e.offset;
@@ -172,15 +186,24 @@ impl SqlStep {
             .into_iter()
             .filter(|t| !allowed.contains(&t.as_str()))
             .map(|t| {
-                let mut issue = Issue::new(&self.key, format!("the query reads table `{t}`; a clean step only sees its own data"))
-                    .with_help(format!("read `{}`", allowed.join("` or `")));
+                let mut issue = Issue::new(
+                    &self.key,
+                    format!("the query reads table `{t}`; a clean step only sees its own data"),
+                )
+                .with_help(format!("read `{}`", allowed.join("` or `")));
                 issue.at = self.sql.find(&t);
                 issue
             })
             .collect()
     }
 
-    fn register(&self, ctx: &SessionContext, schema: &SchemaRef, batches: Vec<RecordBatch>, input_table: Option<&str>) -> Result<(), Vec<Issue>> {
+    fn register(
+        &self,
+        ctx: &SessionContext,
+        schema: &SchemaRef,
+        batches: Vec<RecordBatch>,
+        input_table: Option<&str>,
+    ) -> Result<(), Vec<Issue>> {
         let table = Arc::new(MemTable::try_new(schema.clone(), vec![batches]).map_err(|e| self.issue(&e))?);
         for name in std::iter::once(INPUT_TABLE).chain(input_table.filter(|t| *t != INPUT_TABLE)) {
             ctx.register_table(name, table.clone()).map_err(|e| self.issue(&e))?;
@@ -241,14 +264,22 @@ mod tests {
         let b = |q: Vec<Option<i64>>, p: Vec<Option<f64>>, c: Vec<Option<&str>>| {
             RecordBatch::try_new(
                 schema.clone(),
-                vec![Arc::new(Int64Array::from(q)), Arc::new(Float64Array::from(p)), Arc::new(StringArray::from(c))],
+                vec![
+                    Arc::new(Int64Array::from(q)),
+                    Arc::new(Float64Array::from(p)),
+                    Arc::new(StringArray::from(c)),
+                ],
             )
             .unwrap()
         };
         Table::from_input(
             schema.clone(),
             vec![
-                b(vec![Some(1), Some(-1), None], vec![Some(2.0), Some(1.0), Some(1.0)], vec![Some("France"), Some("EIRE"), None]),
+                b(
+                    vec![Some(1), Some(-1), None],
+                    vec![Some(2.0), Some(1.0), Some(1.0)],
+                    vec![Some("France"), Some("EIRE"), None],
+                ),
                 b(vec![Some(5)], vec![Some(0.0)], vec![Some("Österreich")]),
             ],
         )
@@ -261,7 +292,8 @@ mod tests {
         assert_eq!(a.table.rows(), 2);
         assert_eq!(a.removed, [1, 2]);
         assert_eq!(a.extra, [("null_rows", json!(1))]);
-        let f = Filter::parse(&json!("Quantity > 0 AND UnitPrice > 0 AND Country <> 'EIRE'"), "filter").unwrap();
+        let f =
+            Filter::parse(&json!("Quantity > 0 AND UnitPrice > 0 AND Country <> 'EIRE'"), "filter").unwrap();
         assert_eq!(f.apply(input(), false).unwrap().table.rows(), 1);
         let f = Filter::parse(&json!("starts_with(Country, 'Ö')"), "filter").unwrap();
         assert_eq!(f.apply(input(), false).unwrap().table.rows(), 1);
@@ -290,7 +322,11 @@ mod tests {
 
     #[test]
     fn sql_step_reads_input_or_the_stage_table() {
-        let s = SqlStep::parse(&json!("SELECT Country, Quantity * 2 AS q2 FROM orders WHERE Quantity > 0"), "sql").unwrap();
+        let s = SqlStep::parse(
+            &json!("SELECT Country, Quantity * 2 AS q2 FROM orders WHERE Quantity > 0"),
+            "sql",
+        )
+        .unwrap();
         assert!(s.check_tables(Some("orders")).is_empty());
         assert_eq!(s.check_tables(None)[0].at, Some(40));
         let schema = s.derive(&input().schema, Some("orders")).unwrap();

@@ -113,7 +113,12 @@ fn input_table(stage: &StageSpec) -> Option<String> {
 
 /// The schema after `step`, or `None` when it cannot be known (a failed `sql` plan);
 /// problems go to `issues`.
-fn derive_step(step: &Step, schema: &SchemaRef, input_table: Option<&str>, issues: &mut Vec<Issue>) -> Option<SchemaRef> {
+fn derive_step(
+    step: &Step,
+    schema: &SchemaRef,
+    input_table: Option<&str>,
+    issues: &mut Vec<Issue>,
+) -> Option<SchemaRef> {
     Some(match &step.op {
         Op::Select(cols) => columns::derive_projection(schema, cols, true, &step.key, issues),
         Op::Drop(cols) => columns::derive_projection(schema, cols, false, &step.key, issues),
@@ -206,7 +211,12 @@ impl StageKind for CleanKind {
         Ok(Box::new(CleanStage { steps, keep_rejects: keep_rejects(&stage.config) }))
     }
 
-    fn derive_schemas(&self, stage: &StageSpec, inputs: &[Option<SchemaRef>], _registry: &Registry) -> Derived {
+    fn derive_schemas(
+        &self,
+        stage: &StageSpec,
+        inputs: &[Option<SchemaRef>],
+        _registry: &Registry,
+    ) -> Derived {
         let mut derived = Derived::unknown(&stage.outputs);
         let Some(Some(input)) = inputs.first() else { return derived };
         let (steps, _) = steps::parse(&stage.config);
@@ -258,10 +268,11 @@ impl Stage for CleanStage {
             }
             let rows_in = table.rows() as u64;
             let started = std::time::Instant::now();
-            let applied = apply(step, table, out, self.keep_rejects, &input.table_name).map_err(|e| match e {
-                OpError::Issue(issue) => diagnostic(spec, &issue),
-                OpError::Stage(e) => e,
-            })?;
+            let applied =
+                apply(step, table, out, self.keep_rejects, &input.table_name).map_err(|e| match e {
+                    OpError::Issue(issue) => diagnostic(spec, &issue),
+                    OpError::Stage(e) => e,
+                })?;
             let Applied { table: next, removed, reasons, removed_count, extra } = applied;
             table = next;
             removed_total += removed_count;
@@ -276,7 +287,10 @@ impl Stage for CleanStage {
                 for (k, v) in extra {
                     obj.insert(k.to_string(), v);
                 }
-                obj.insert("ms".into(), json!((started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0));
+                obj.insert(
+                    "ms".into(),
+                    json!((started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0),
+                );
             }
             operations.push(record);
             tracing::debug!(stage = %spec.name, step = step.index, op = step.name, rows = table.rows(), "clean step done");
@@ -302,7 +316,13 @@ impl Stage for CleanStage {
     }
 }
 
-fn apply(step: &Step, table: Table, out: Option<SchemaRef>, track: bool, input_table: &str) -> Result<Applied, OpError> {
+fn apply(
+    step: &Step,
+    table: Table,
+    out: Option<SchemaRef>,
+    track: bool,
+    input_table: &str,
+) -> Result<Applied, OpError> {
     let out = out.unwrap_or_else(|| table.schema.clone());
     match &step.op {
         Op::Select(_) | Op::Drop(_) => Ok(Applied::same(columns::apply_projection(table, out)?)),

@@ -51,7 +51,9 @@ impl DropNulls {
     pub fn apply(&self, table: Table, track: bool) -> Result<Applied, OpError> {
         let indices: Vec<usize> = match self {
             DropNulls::Any => (0..table.schema.fields().len()).collect(),
-            DropNulls::Columns(cols) => cols.iter().filter_map(|c| table.schema.index_of(&c.name).ok()).collect(),
+            DropNulls::Columns(cols) => {
+                cols.iter().filter_map(|c| table.schema.index_of(&c.name).ok()).collect()
+            }
         };
         let masks = table
             .batches
@@ -127,12 +129,22 @@ impl FillNulls {
             match fill {
                 Fill::Value(v) => {
                     if let Err(e) = scalar_of(&constant_text(v), ty) {
-                        issues.push(Issue::new(&col.key, format!("{v} cannot fill column `{}` ({}): {e}", col.name, type_name(ty))));
+                        issues.push(Issue::new(
+                            &col.key,
+                            format!("{v} cannot fill column `{}` ({}): {e}", col.name, type_name(ty)),
+                        ));
                     }
                 }
                 Fill::Mean | Fill::Median if !stats::is_numeric(ty) => issues.push(
-                    Issue::new(&col.key, format!("column `{}` is {}; mean and median need a number column", col.name, type_name(ty)))
-                        .with_help("use \"mode\", \"forward\" or a constant"),
+                    Issue::new(
+                        &col.key,
+                        format!(
+                            "column `{}` is {}; mean and median need a number column",
+                            col.name,
+                            type_name(ty)
+                        ),
+                    )
+                    .with_help("use \"mode\", \"forward\" or a constant"),
                 ),
                 Fill::Forward { by, order_by } => {
                     for c in by.iter().chain(order_by) {
@@ -157,20 +169,27 @@ impl FillNulls {
             let ty = table.schema.field(i).data_type().clone();
             let full = table.column(i)?;
             let constant = |value: Option<f64>| -> Result<Option<ArrayRef>, OpError> {
-                value.map(|v| stats::number_as(v, &ty)).transpose().map_err(|e| OpError::Issue(Issue::new(&col.key, format!("column `{}`: {e}", col.name))))
+                value
+                    .map(|v| stats::number_as(v, &ty))
+                    .transpose()
+                    .map_err(|e| OpError::Issue(Issue::new(&col.key, format!("column `{}`: {e}", col.name))))
             };
             let replacement = match fill {
                 Fill::Value(v) => Replacement::Scalar(
                     scalar_of(&constant_text(v), &ty).map_err(|e| OpError::Issue(Issue::new(&col.key, e)))?,
                 ),
-                Fill::Mean => constant(stats::mean(&full)?)?.map_or(Replacement::Nothing, Replacement::Scalar),
+                Fill::Mean => {
+                    constant(stats::mean(&full)?)?.map_or(Replacement::Nothing, Replacement::Scalar)
+                }
                 Fill::Median => constant(stats::quantiles(&full, &[0.5])?.and_then(|q| q.first().copied()))?
                     .map_or(Replacement::Nothing, Replacement::Scalar),
                 Fill::Mode => match stats::mode(&full)? {
                     Some(at) => Replacement::Scalar(full.slice(at, 1)),
                     None => Replacement::Nothing,
                 },
-                Fill::Forward { by, order_by } => Replacement::Column(forward_fill(&table, &full, by, order_by.as_ref())?),
+                Fill::Forward { by, order_by } => {
+                    Replacement::Column(forward_fill(&table, &full, by, order_by.as_ref())?)
+                }
             };
             table = replace(table, i, &replacement)?;
             let after: usize = table.batches.iter().map(|b| b.column(i).null_count()).sum();
@@ -192,12 +211,18 @@ fn parse_fill(v: &Value, key: &str) -> Result<Fill, Vec<Issue>> {
         Value::String(s) => Ok(method(s, Vec::new(), None).unwrap_or_else(|| Fill::Value(v.clone()))),
         Value::Number(_) | Value::Bool(_) => Ok(Fill::Value(v.clone())),
         Value::Object(t) => {
-            if let Some(other) = t.keys().find(|k| !matches!(k.as_str(), "value" | "method" | "by" | "order_by")) {
-                return Err(vec![Issue::new(format!("{key}.{other}"), format!("unknown key `{other}`"))
-                    .with_help("a fill table takes `value`, or `method` with `by` and `order_by`")]);
+            if let Some(other) =
+                t.keys().find(|k| !matches!(k.as_str(), "value" | "method" | "by" | "order_by"))
+            {
+                return Err(vec![
+                    Issue::new(format!("{key}.{other}"), format!("unknown key `{other}`"))
+                        .with_help("a fill table takes `value`, or `method` with `by` and `order_by`"),
+                ]);
             }
             match (t.get("value"), t.get("method")) {
-                (Some(value), None) if !value.is_object() && !value.is_array() && !value.is_null() => Ok(Fill::Value(value.clone())),
+                (Some(value), None) if !value.is_object() && !value.is_array() && !value.is_null() => {
+                    Ok(Fill::Value(value.clone()))
+                }
                 (None, Some(Value::String(m))) => {
                     let by = match t.get("by") {
                         Some(b) => columns(b, &format!("{key}.by"), "by")?,
@@ -205,22 +230,38 @@ fn parse_fill(v: &Value, key: &str) -> Result<Fill, Vec<Issue>> {
                     };
                     let order_by = match t.get("order_by") {
                         Some(Value::String(o)) => Some(ColRef::new(o, format!("{key}.order_by"))),
-                        Some(other) => return Err(vec![Issue::new(format!("{key}.order_by"), format!("`order_by` names one column, found {other}"))]),
+                        Some(other) => {
+                            return Err(vec![Issue::new(
+                                format!("{key}.order_by"),
+                                format!("`order_by` names one column, found {other}"),
+                            )]);
+                        }
                         None => None,
                     };
                     if m != "forward" && (!by.is_empty() || order_by.is_some()) {
-                        return Err(vec![Issue::new(key, "`by` and `order_by` only apply to method \"forward\"")]);
+                        return Err(vec![Issue::new(
+                            key,
+                            "`by` and `order_by` only apply to method \"forward\"",
+                        )]);
                     }
                     method(m, by, order_by).ok_or_else(|| {
-                        vec![Issue::new(format!("{key}.method"), format!("unknown fill method \"{m}\""))
-                            .with_help("methods: mean, median, mode, forward")]
+                        vec![
+                            Issue::new(format!("{key}.method"), format!("unknown fill method \"{m}\""))
+                                .with_help("methods: mean, median, mode, forward"),
+                        ]
                     })
                 }
-                _ => Err(vec![Issue::new(key, "a fill table takes either `value = ...` or `method = \"...\"`")
-                    .with_help("e.g. { method = \"forward\", by = \"StockCode\", order_by = \"InvoiceDate\" }")]),
+                _ => Err(vec![
+                    Issue::new(key, "a fill table takes either `value = ...` or `method = \"...\"`")
+                        .with_help(
+                            "e.g. { method = \"forward\", by = \"StockCode\", order_by = \"InvoiceDate\" }",
+                        ),
+                ]),
             }
         }
-        other => Err(vec![Issue::new(key, format!("cannot fill with {other}")).with_help(format!("write e.g. {EXAMPLE}"))]),
+        other => Err(vec![
+            Issue::new(key, format!("cannot fill with {other}")).with_help(format!("write e.g. {EXAMPLE}")),
+        ]),
     }
 }
 
@@ -263,7 +304,8 @@ fn replace(table: Table, i: usize, replacement: &Replacement) -> Result<Table, S
                 _ if col.null_count() == 0 => return Ok(b),
                 Replacement::Scalar(value) => {
                     let valid = is_not_null(col).map_err(|e| StageError::arrow("filling NULLs", e))?;
-                    zip(&valid, col, &Scalar::new(value.clone())).map_err(|e| StageError::arrow("filling NULLs", e))?
+                    zip(&valid, col, &Scalar::new(value.clone()))
+                        .map_err(|e| StageError::arrow("filling NULLs", e))?
                 }
                 Replacement::Column(full) => full.slice(offset, b.num_rows()),
             };
@@ -277,7 +319,12 @@ fn replace(table: Table, i: usize, replacement: &Replacement) -> Result<Table, S
 
 /// Forward fill: rows sorted by (group, order, position); a NULL takes the latest non-NULL
 /// value before it in its group. Returns the whole column in the table's row order.
-fn forward_fill(table: &Table, full: &ArrayRef, by: &[ColRef], order_by: Option<&ColRef>) -> Result<ArrayRef, StageError> {
+fn forward_fill(
+    table: &Table,
+    full: &ArrayRef,
+    by: &[ColRef],
+    order_by: Option<&ColRef>,
+) -> Result<ArrayRef, StageError> {
     let n = full.len();
     let index = |c: &ColRef| table.schema.index_of(&c.name).map_err(|e| StageError::arrow("forward fill", e));
     let group_cols: Vec<ArrayRef> = by.iter().map(|c| table.column(index(c)?)).collect::<Result<_, _>>()?;
@@ -309,7 +356,8 @@ fn forward_fill(table: &Table, full: &ArrayRef, by: &[ColRef], order_by: Option<
             source[r as usize] = v;
         }
     }
-    take(full, &UInt64Array::from_iter_values(source.into_iter().map(u64::from)), None).map_err(|e| StageError::arrow("forward fill", e))
+    take(full, &UInt64Array::from_iter_values(source.into_iter().map(u64::from)), None)
+        .map_err(|e| StageError::arrow("forward fill", e))
 }
 
 /// Row-encodes columns so they compare and hash as byte strings.
@@ -363,7 +411,9 @@ mod tests {
 
     fn values(t: &Table, col: &str) -> Vec<String> {
         let c = t.column(t.schema.index_of(col).unwrap()).unwrap();
-        (0..c.len()).map(|i| if c.is_null(i) { "∅".into() } else { array_value_to_string(&c, i).unwrap() }).collect()
+        (0..c.len())
+            .map(|i| if c.is_null(i) { "∅".into() } else { array_value_to_string(&c, i).unwrap() })
+            .collect()
     }
 
     #[test]
@@ -396,7 +446,8 @@ mod tests {
 
     #[test]
     fn forward_fill_within_group_in_order() {
-        let f = FillNulls::parse(&json!({"x": {"method": "forward", "by": "g", "order_by": "t"}}), "k").unwrap();
+        let f =
+            FillNulls::parse(&json!({"x": {"method": "forward", "by": "g", "order_by": "t"}}), "k").unwrap();
         let a = f.apply(input()).unwrap();
         // a: t=1 → 1.0, t=2 → 4.0, t=3 → NULL→4.0; b: t=1 → 10.0, t=2 → NULL→10.0; NULL group alone.
         assert_eq!(values(&a.table, "x"), ["4.0", "10.0", "1.0", "10.0", "4.0", "∅"]);
@@ -407,21 +458,33 @@ mod tests {
     #[test]
     fn fill_checks_types_and_config() {
         let mut issues = Vec::new();
-        FillNulls::parse(&json!({"s": "mean", "t": "lots"}), "k").unwrap().derive(&input().schema, &mut issues);
+        FillNulls::parse(&json!({"s": "mean", "t": "lots"}), "k")
+            .unwrap()
+            .derive(&input().schema, &mut issues);
         assert_eq!(issues.len(), 2, "{issues:?}");
         assert!(issues[0].message.contains("mean and median need a number column"));
         assert!(issues[1].message.contains("cannot fill column `t` (int64)"));
-        assert_eq!(FillNulls::parse(&json!({"x": {"method": "backward"}}), "k").unwrap_err()[0].key, "k.x.method");
+        assert_eq!(
+            FillNulls::parse(&json!({"x": {"method": "backward"}}), "k").unwrap_err()[0].key,
+            "k.x.method"
+        );
         assert_eq!(FillNulls::parse(&json!({"x": [1]}), "k").unwrap_err()[0].key, "k.x");
     }
 
     #[test]
     fn fill_on_all_null_and_empty_columns_leaves_nulls() {
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, true)]));
-        let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(Float64Array::from(vec![None, None]))]).unwrap();
-        let a = FillNulls::parse(&json!({"x": "mean"}), "k").unwrap().apply(Table::from_input(schema.clone(), vec![b])).unwrap();
+        let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(Float64Array::from(vec![None, None]))])
+            .unwrap();
+        let a = FillNulls::parse(&json!({"x": "mean"}), "k")
+            .unwrap()
+            .apply(Table::from_input(schema.clone(), vec![b]))
+            .unwrap();
         assert_eq!(a.table.batches[0].column(0).null_count(), 2);
-        let a = FillNulls::parse(&json!({"x": "forward"}), "k").unwrap().apply(Table::from_input(schema, vec![])).unwrap();
+        let a = FillNulls::parse(&json!({"x": "forward"}), "k")
+            .unwrap()
+            .apply(Table::from_input(schema, vec![]))
+            .unwrap();
         assert_eq!(a.table.rows(), 0);
     }
 }

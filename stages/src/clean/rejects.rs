@@ -19,10 +19,14 @@ const CHUNK: usize = 64 * 1024;
 
 /// The rejects schema for an input schema.
 pub fn schema(input: &SchemaRef) -> Result<SchemaRef, Issue> {
-    let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    let mut fields: Vec<Field> =
+        input.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
     if let Some(clash) = EXTRA_COLUMNS.iter().find(|c| input.index_of(c).is_ok()) {
-        return Err(Issue::new("keep_rejects", format!("the input already has a column `{clash}`, which the rejects output adds"))
-            .with_help("rename that column in an upstream stage"));
+        return Err(Issue::new(
+            "keep_rejects",
+            format!("the input already has a column `{clash}`, which the rejects output adds"),
+        )
+        .with_help("rename that column in an upstream stage"));
     }
     fields.push(Field::new(EXTRA_COLUMNS[0], DataType::UInt64, false));
     fields.push(Field::new(EXTRA_COLUMNS[1], DataType::Utf8, false));
@@ -56,7 +60,11 @@ impl Rejects {
     }
 
     /// The rejects in input order, in batches of `schema` gathered from the input batches.
-    pub fn batches(mut self, schema: &SchemaRef, input: &[RecordBatch]) -> Result<Vec<RecordBatch>, StageError> {
+    pub fn batches(
+        mut self,
+        schema: &SchemaRef,
+        input: &[RecordBatch],
+    ) -> Result<Vec<RecordBatch>, StageError> {
         self.rows.sort_by_key(|r| r.0);
         let mut starts = Vec::with_capacity(input.len());
         let mut total = 0u64;
@@ -65,7 +73,10 @@ impl Rejects {
             total += b.num_rows() as u64;
         }
         let locate = |id: u64| -> Result<(usize, usize), StageError> {
-            let b = starts.partition_point(|&s| s <= id).checked_sub(1).filter(|&b| b < input.len() && id < total);
+            let b = starts
+                .partition_point(|&s| s <= id)
+                .checked_sub(1)
+                .filter(|&b| b < input.len() && id < total);
             b.map(|b| (b, (id - starts[b]) as usize))
                 .ok_or_else(|| StageError::Internal(format!("rejected row {id} is not in the input")))
         };
@@ -76,12 +87,18 @@ impl Rejects {
             let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
             for c in 0..width {
                 let parts: Vec<&dyn Array> = input.iter().map(|b| b.column(c).as_ref()).collect();
-                cols.push(interleave(&parts, &indices).map_err(|e| StageError::arrow("gathering rejected rows", e))?);
+                cols.push(
+                    interleave(&parts, &indices)
+                        .map_err(|e| StageError::arrow("gathering rejected rows", e))?,
+                );
             }
             cols.push(Arc::new(UInt64Array::from_iter_values(chunk.iter().map(|r| u64::from(r.1)))));
             cols.push(Arc::new(StringArray::from_iter_values(chunk.iter().map(|r| r.2))));
             cols.push(Arc::new(chunk.iter().map(|r| r.3.as_deref()).collect::<StringArray>()));
-            out.push(RecordBatch::try_new(schema.clone(), cols).map_err(|e| StageError::arrow("building the rejects batch", e))?);
+            out.push(
+                RecordBatch::try_new(schema.clone(), cols)
+                    .map_err(|e| StageError::arrow("building the rejects batch", e))?,
+            );
         }
         Ok(out)
     }

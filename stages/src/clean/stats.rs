@@ -55,7 +55,9 @@ pub fn quantiles(col: &ArrayRef, qs: &[f64]) -> Result<Option<Vec<f64>>, StageEr
 pub fn mode(col: &ArrayRef) -> Result<Option<usize>, StageError> {
     let converter = RowConverter::new(vec![SortField::new(col.data_type().clone())])
         .map_err(|e| StageError::arrow("counting values", e))?;
-    let rows = converter.convert_columns(&[col.clone()]).map_err(|e| StageError::arrow("counting values", e))?;
+    let rows = converter
+        .convert_columns(std::slice::from_ref(col))
+        .map_err(|e| StageError::arrow("counting values", e))?;
     let mut counts: HashMap<&[u8], (usize, usize)> = HashMap::new();
     for i in 0..col.len() {
         if col.is_valid(i) {
@@ -94,7 +96,8 @@ mod tests {
 
     #[test]
     fn mode_prefers_the_first_of_equals_and_ignores_nulls() {
-        let col: ArrayRef = Arc::new(StringArray::from(vec![None, Some("b"), Some("ä"), None, Some("ä"), Some("b")]));
+        let col: ArrayRef =
+            Arc::new(StringArray::from(vec![None, Some("b"), Some("ä"), None, Some("ä"), Some("b")]));
         assert_eq!(mode(&col).unwrap(), Some(1));
         let nulls: ArrayRef = Arc::new(StringArray::from(vec![None::<&str>, None, None]));
         assert_eq!(mode(&nulls).unwrap(), None);

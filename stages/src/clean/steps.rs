@@ -172,7 +172,14 @@ pub fn parse(config: &Map<String, Value>) -> (Vec<Step>, Vec<Issue>) {
     (steps, issues)
 }
 
-fn push_step(steps: &mut Vec<Step>, issues: &mut Vec<Issue>, name: &str, value: &Value, key: &str, name_key: &str) {
+fn push_step(
+    steps: &mut Vec<Step>,
+    issues: &mut Vec<Issue>,
+    name: &str,
+    value: &Value,
+    key: &str,
+    name_key: &str,
+) {
     let Some(&op_name) = OP_NAMES.iter().find(|n| **n == name) else {
         let help = sluice_core::diagnostic::suggestion(name, OP_NAMES.iter().copied())
             .unwrap_or_else(|| format!("operations: {}", OP_NAMES.join(", ")));
@@ -209,7 +216,10 @@ pub fn columns(value: &Value, key: &str, op: &str) -> Result<Vec<ColRef>, Vec<Is
             for (i, item) in items.iter().enumerate() {
                 match item.as_str() {
                     Some(s) => out.push(ColRef::new(s, format!("{key}.{i}"))),
-                    None => issues.push(Issue::new(format!("{key}.{i}"), format!("`{op}` lists column names (strings), found {item}"))),
+                    None => issues.push(Issue::new(
+                        format!("{key}.{i}"),
+                        format!("`{op}` lists column names (strings), found {item}"),
+                    )),
                 }
             }
             if !issues.is_empty() {
@@ -218,8 +228,10 @@ pub fn columns(value: &Value, key: &str, op: &str) -> Result<Vec<ColRef>, Vec<Is
             out
         }
         other => {
-            return Err(vec![Issue::new(key, format!("`{op}` takes a list of column names, found {other}"))
-                .with_help(format!("write e.g. {op} = [\"Description\"]"))]);
+            return Err(vec![
+                Issue::new(key, format!("`{op}` takes a list of column names, found {other}"))
+                    .with_help(format!("write e.g. {op} = [\"Description\"]")),
+            ]);
         }
     };
     if list.is_empty() {
@@ -229,12 +241,23 @@ pub fn columns(value: &Value, key: &str, op: &str) -> Result<Vec<ColRef>, Vec<Is
 }
 
 /// A table of column → value, with each entry's key path.
-pub fn column_table<'v>(value: &'v Value, key: &str, op: &str, example: &str) -> Result<Vec<(ColRef, &'v Value)>, Vec<Issue>> {
+pub fn column_table<'v>(
+    value: &'v Value,
+    key: &str,
+    op: &str,
+    example: &str,
+) -> Result<Vec<(ColRef, &'v Value)>, Vec<Issue>> {
     match value.as_object() {
-        Some(t) if !t.is_empty() => Ok(t.iter().map(|(c, v)| (ColRef::new(c, format!("{key}.{c}")), v)).collect()),
-        Some(_) => Err(vec![Issue::new(key, format!("`{op}` names no columns")).with_help(format!("write e.g. {example}"))]),
-        None => Err(vec![Issue::new(key, format!("`{op}` takes a table of columns, found {value}"))
-            .with_help(format!("write e.g. {example}"))]),
+        Some(t) if !t.is_empty() => {
+            Ok(t.iter().map(|(c, v)| (ColRef::new(c, format!("{key}.{c}")), v)).collect())
+        }
+        Some(_) => Err(vec![
+            Issue::new(key, format!("`{op}` names no columns")).with_help(format!("write e.g. {example}")),
+        ]),
+        None => Err(vec![
+            Issue::new(key, format!("`{op}` takes a table of columns, found {value}"))
+                .with_help(format!("write e.g. {example}")),
+        ]),
     }
 }
 
@@ -245,7 +268,10 @@ fn rename(value: &Value, key: &str) -> Result<Op, Vec<Issue>> {
     for (col, v) in entries {
         match v.as_str() {
             Some(new) if !new.is_empty() => out.push((col, new.to_string())),
-            _ => issues.push(Issue::new(&col.key, format!("the new name of `{}` must be a non-empty string, found {v}", col.name))),
+            _ => issues.push(Issue::new(
+                &col.key,
+                format!("the new name of `{}` must be a non-empty string, found {v}", col.name),
+            )),
         }
     }
     if issues.is_empty() { Ok(Op::Rename(out)) } else { Err(issues) }
@@ -270,7 +296,9 @@ impl OnBad {
             Some((_, Some("fail"))) => Ok(OnBad::Fail),
             Some((_, Some("null"))) => Ok(OnBad::Null),
             Some((_, Some("reject"))) => Ok(OnBad::Reject),
-            Some((v, _)) => Err(Issue::new(key, format!("`on_error` must be \"fail\", \"null\" or \"reject\", not {v}"))),
+            Some((v, _)) => {
+                Err(Issue::new(key, format!("`on_error` must be \"fail\", \"null\" or \"reject\", not {v}")))
+            }
         }
     }
 
@@ -293,7 +321,8 @@ mod tests {
 
     #[test]
     fn op_keys_apply_in_file_order() {
-        let (steps, issues) = parse(&cfg(json!({"filter": "a > 0", "keep_rejects": true, "dedup": true, "drop_nulls": "any"})));
+        let (steps, issues) =
+            parse(&cfg(json!({"filter": "a > 0", "keep_rejects": true, "dedup": true, "drop_nulls": "any"})));
         assert!(issues.is_empty(), "{issues:?}");
         let names: Vec<_> = steps.iter().map(|s| (s.index, s.name, s.key.as_str())).collect();
         assert_eq!(names, [(0, "filter", "filter"), (1, "dedup", "dedup"), (2, "drop_nulls", "drop_nulls")]);
@@ -305,7 +334,8 @@ mod tests {
             parse(&cfg(json!({"steps": [{"filter": "a > 0"}, {"dedup": true}, {"filter": "b > 0"}]})));
         assert!(issues.is_empty(), "{issues:?}");
         assert_eq!(steps[2].key, "steps.2.filter");
-        let (_, issues) = parse(&cfg(json!({"steps": [{"filter": "a > 0", "dedup": true}, {"fliter": "x"}]})));
+        let (_, issues) =
+            parse(&cfg(json!({"steps": [{"filter": "a > 0", "dedup": true}, {"fliter": "x"}]})));
         assert_eq!(issues[0].key, "steps.0");
         assert_eq!(issues[1].key, "steps.1");
         assert_eq!(issues[1].help.as_deref(), Some("did you mean `filter`?"));

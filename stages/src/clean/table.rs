@@ -87,14 +87,17 @@ impl Table {
                 if kept_all {
                     return Ok((batch, id.cloned(), Vec::new()));
                 }
-                let kept = filter_record_batch(&batch, &mask).map_err(|e| StageError::arrow("removing rows", e))?;
+                let kept =
+                    filter_record_batch(&batch, &mask).map_err(|e| StageError::arrow("removing rows", e))?;
                 let (kept_ids, removed) = match id {
                     Some(id) => {
-                        let kept_ids = filter(id, &mask).map_err(|e| StageError::arrow("removing rows", e))?;
+                        let kept_ids =
+                            filter(id, &mask).map_err(|e| StageError::arrow("removing rows", e))?;
                         let kept_ids = kept_ids.as_any().downcast_ref::<UInt64Array>().cloned();
                         let removed = if track {
                             let gone = not(&mask).map_err(|e| StageError::arrow("removing rows", e))?;
-                            let gone = filter(id, &gone).map_err(|e| StageError::arrow("removing rows", e))?;
+                            let gone =
+                                filter(id, &gone).map_err(|e| StageError::arrow("removing rows", e))?;
                             gone.as_any()
                                 .downcast_ref::<UInt64Array>()
                                 .map(|a| a.values().to_vec())
@@ -200,7 +203,9 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
         let batches = parts
             .iter()
-            .map(|p| RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(p.to_vec()))]).unwrap())
+            .map(|p| {
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(p.to_vec()))]).unwrap()
+            })
             .collect();
         Table::from_input(schema, batches)
     }
@@ -209,7 +214,10 @@ mod tests {
     fn keep_tracks_input_positions_across_batches_and_treats_null_as_remove() {
         let t = table(&[&[Some(1), Some(2)], &[], &[Some(3), None, Some(5)]]);
         assert_eq!(t.batches.len(), 2, "empty batches are dropped");
-        let masks = vec![BooleanArray::from(vec![true, false]), BooleanArray::from(vec![Some(true), None, Some(false)])];
+        let masks = vec![
+            BooleanArray::from(vec![true, false]),
+            BooleanArray::from(vec![Some(true), None, Some(false)]),
+        ];
         let (kept, removed) = t.keep(masks, true).unwrap();
         assert_eq!(removed, [1, 3, 4]);
         assert_eq!(kept.rows(), 2);

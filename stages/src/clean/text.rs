@@ -54,8 +54,16 @@ impl TextOp {
             let ty = schema.field(i).data_type();
             if !matches!(ty, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
                 issues.push(
-                    Issue::new(&c.key, format!("`{}` works on strings, but column `{}` is {}", self.name(), c.name, type_name(ty)))
-                        .with_help(format!("remove `{}` from the list", c.name)),
+                    Issue::new(
+                        &c.key,
+                        format!(
+                            "`{}` works on strings, but column `{}` is {}",
+                            self.name(),
+                            c.name,
+                            type_name(ty)
+                        ),
+                    )
+                    .with_help(format!("remove `{}` from the list", c.name)),
                 );
             }
         }
@@ -64,7 +72,8 @@ impl TextOp {
 
     /// Rewrites the named columns, batches in parallel.
     pub fn apply(&self, table: Table) -> Result<Applied, OpError> {
-        let indices: Vec<usize> = self.columns.iter().filter_map(|c| table.schema.index_of(&c.name).ok()).collect();
+        let indices: Vec<usize> =
+            self.columns.iter().filter_map(|c| table.schema.index_of(&c.name).ok()).collect();
         let schema = table.schema.clone();
         let kind = self.kind;
         let table = table.map(schema, |b| {
@@ -91,7 +100,10 @@ fn rewrite(col: &ArrayRef, kind: TextKind) -> Result<ArrayRef, StageError> {
     }
 }
 
-fn rewrite_strings<O: OffsetSizeTrait>(input: &GenericStringArray<O>, kind: TextKind) -> GenericStringArray<O> {
+fn rewrite_strings<O: OffsetSizeTrait>(
+    input: &GenericStringArray<O>,
+    kind: TextKind,
+) -> GenericStringArray<O> {
     let mut out = GenericStringBuilder::<O>::with_capacity(input.len(), input.value_data().len());
     let mut lowered = String::new();
     for v in input.iter() {
@@ -120,11 +132,19 @@ mod tests {
     use super::*;
 
     fn input() -> Table {
-        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true), Field::new("n", DataType::Int64, true)]));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ]));
         let b = RecordBatch::try_new(
             schema.clone(),
             vec![
-                Arc::new(StringArray::from(vec![Some("  ÄPFEL \t"), None, Some("\u{3000}İstanbul"), Some("")])),
+                Arc::new(StringArray::from(vec![
+                    Some("  ÄPFEL \t"),
+                    None,
+                    Some("\u{3000}İstanbul"),
+                    Some(""),
+                ])),
                 Arc::new(Int64Array::from(vec![1, 2, 3, 4])),
             ],
         )
@@ -149,7 +169,9 @@ mod tests {
     #[test]
     fn non_string_columns_are_refused() {
         let mut issues = Vec::new();
-        TextOp::parse("trim", &json!(["n", "x"]), "steps.0.trim").unwrap().derive(&input().schema, &mut issues);
+        TextOp::parse("trim", &json!(["n", "x"]), "steps.0.trim")
+            .unwrap()
+            .derive(&input().schema, &mut issues);
         assert_eq!(issues[0].key, "steps.0.trim.0");
         assert_eq!(issues[0].message, "`trim` works on strings, but column `n` is int64");
         assert_eq!(issues[1].key, "steps.0.trim.1");
