@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::AsArray;
 use arrow::record_batch::RecordBatch;
 
 use crate::util::*;

@@ -39,13 +39,11 @@ pub struct ParseTimestamp {
     pub on_error: OnBad,
 }
 
+/// Column entries of a conversion table, with the table's `on_error`.
+type Entries<'v> = (Vec<(ColRef, &'v Value)>, OnBad);
+
 /// Splits the short form (`{ col = v }`) from the long one (`{ columns = {...}, on_error }`).
-fn long_form<'v>(
-    value: &'v Value,
-    key: &str,
-    op: &str,
-    example: &str,
-) -> Result<(Vec<(ColRef, &'v Value)>, OnBad), Vec<Issue>> {
+fn long_form<'v>(value: &'v Value, key: &str, op: &str, example: &str) -> Result<Entries<'v>, Vec<Issue>> {
     match value.as_object() {
         Some(t) if t.get("columns").is_some_and(Value::is_object) => {
             let on_error =

@@ -55,8 +55,9 @@ pub fn quantiles(col: &ArrayRef, qs: &[f64]) -> Result<Option<Vec<f64>>, StageEr
 pub fn mode(col: &ArrayRef) -> Result<Option<usize>, StageError> {
     let converter = RowConverter::new(vec![SortField::new(col.data_type().clone())])
         .map_err(|e| StageError::arrow("counting values", e))?;
-    let rows =
-        converter.convert_columns(&[col.clone()]).map_err(|e| StageError::arrow("counting values", e))?;
+    let rows = converter
+        .convert_columns(std::slice::from_ref(col))
+        .map_err(|e| StageError::arrow("counting values", e))?;
     let mut counts: HashMap<&[u8], (usize, usize)> = HashMap::new();
     for i in 0..col.len() {
         if col.is_valid(i) {
