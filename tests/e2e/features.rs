@@ -78,7 +78,12 @@ fn validate_reports_unknown_columns_in_aggregations_and_sql() {
     s.write("data/orders.csv", ORDERS);
     let bad_agg = RFM.replace("sum = \"amount\"", "sum = \"amount_gbp\"");
     let file = s.write("bad_agg.toml", &bad_agg);
+    // Nothing has run yet, so the CSV's schema is unknown without reading it: valid as far
+    // as anyone can tell without data.
     let out = s.run(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // --data reads the source's first batch and checks the columns against it.
+    let out = s.run(&["validate", "--data", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("amount_gbp"), "{}", stderr(&out));
 
@@ -97,7 +102,7 @@ inputs = ["orders"]
 sql = "SELECT CustomerID, SUM(Quantty) AS q FROM orders GROUP BY 1"
 "#;
     let file = s.write("bad_sql.toml", bad_sql);
-    let out = s.run(&["validate", file.to_str().unwrap()]);
+    let out = s.run(&["validate", "--data", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("Quantty"), "{}", stderr(&out));
 }
@@ -116,4 +121,19 @@ fn run_reports_an_unknown_aggregation_column_at_its_line_and_column() {
     let err = stderr(&out);
     assert!(err.contains(&format!("bad.toml:{line}:{col}")), "{err}");
     assert!(err.contains("unknown column `amount_gbp`") && err.contains("columns here:"), "{err}");
+}
+
+#[test]
+fn validate_checks_against_the_schema_recorded_by_the_last_run() {
+    let s = Scratch::new();
+    s.write("data/orders.csv", ORDERS);
+    let good = s.write("rfm.toml", RFM);
+    let (code, _) = s.run_json(&good, &[]);
+    assert_eq!(code, 0);
+    // Same pipeline, now with a typo: the collect's schema is known from its last artifact,
+    // so plain validate (no --data, nothing read from the source) catches it.
+    let bad = s.write("rfm.toml", &RFM.replace("sum = \"amount\"", "sum = \"amount_gbp\""));
+    let out = s.run(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("amount_gbp"), "{}", stderr(&out));
 }

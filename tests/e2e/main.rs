@@ -6,8 +6,8 @@
 
 mod clean;
 mod diagnostics;
-mod incremental;
 mod features;
+mod incremental;
 mod on_error;
 mod quickstart;
 mod resume;
