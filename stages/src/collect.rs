@@ -64,6 +64,18 @@ fn incremental_column(config: &Map<String, Value>) -> Option<&str> {
     config.get("incremental")?.get("column")?.as_str()
 }
 
+/// The read request a stage's config describes (no watermark: compile-time uses).
+fn request<'a>(stage: &'a StageSpec, cfg: &'a Map<String, Value>) -> ReadRequest<'a> {
+    ReadRequest {
+        stage: &stage.name,
+        config: cfg,
+        base_dir: &stage.base_dir,
+        on_error: on_error(&stage.config),
+        batch_size: batch_size(&stage.config),
+        incremental: None,
+    }
+}
+
 fn connector<'r>(stage: &StageSpec, registry: &'r Registry) -> Option<&'r Arc<dyn Connector>> {
     stage.config.get("connector").and_then(Value::as_str).and_then(|n| registry.connector(n))
 }
@@ -159,14 +171,7 @@ impl StageKind for CollectKind {
             return issues;
         };
         let cfg = connector_config(&stage.config);
-        let req = ReadRequest {
-            stage: &stage.name,
-            config: &cfg,
-            base_dir: &stage.base_dir,
-            on_error: on_error(&stage.config),
-            batch_size: batch_size(&stage.config),
-            incremental: None,
-        };
+        let req = request(stage, &cfg);
         issues.extend(conn.check(&req).into_iter().map(Issue::from));
         issues
     }
@@ -187,14 +192,7 @@ impl StageKind for CollectKind {
         let conn =
             connector(stage, registry).ok_or_else(|| StageError::Internal("connector vanished".into()))?;
         let cfg = connector_config(&stage.config);
-        let req = ReadRequest {
-            stage: &stage.name,
-            config: &cfg,
-            base_dir: &stage.base_dir,
-            on_error: on_error(&stage.config),
-            batch_size: batch_size(&stage.config),
-            incremental: None,
-        };
+        let req = request(stage, &cfg);
         Ok(Some(conn.sources(&req)?))
     }
 
@@ -231,23 +229,12 @@ impl StageKind for CollectKind {
         }
         let Some(conn) = connector(stage, registry) else { return d };
         let cfg = connector_config(&stage.config);
-        let req = ReadRequest {
-            stage: &stage.name,
-            config: &cfg,
-            base_dir: &stage.base_dir,
-            on_error: on_error(&stage.config),
-            batch_size: batch_size(&stage.config),
-            incremental: None,
-        };
+        let req = request(stage, &cfg);
         if let Some(schema) = conn.declared_schema(&req) {
             if let Some(col) = incremental_column(&stage.config)
-                && schema.index_of(col).is_err()
+                && let Err(missing) = crate::incremental::find_column(&schema, col)
             {
-                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                d.issue(
-                    Issue::new("incremental.column", format!("the source has no column `{col}`"))
-                        .with_help(column_help(col, &names)),
-                );
+                d.issue(Issue::new("incremental.column", missing));
             }
             d.set(DEFAULT_OUTPUT, Some(schema));
         }
@@ -266,37 +253,19 @@ impl StageKind for CollectKind {
         let conn =
             connector(stage, registry).ok_or_else(|| StageError::Internal("connector vanished".into()))?;
         let cfg = connector_config(&stage.config);
-        let req = ReadRequest {
-            stage: &stage.name,
-            config: &cfg,
-            base_dir: &stage.base_dir,
-            on_error: on_error(&stage.config),
-            batch_size: batch_size(&stage.config),
-            incremental: None,
-        };
+        let req = request(stage, &cfg);
         let mut reader = conn.read(&req)?;
         // The first batch too: a source that opens but cannot be parsed should fail here.
         if let Some(batch) = reader.next_batch() {
             batch?;
         }
         let schema = reader.schema();
-        if let Some(col) = incremental_column(&stage.config)
-            && schema.index_of(col).is_err()
-        {
-            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-            return Err(StageError::Failed(format!(
-                "`incremental.column`: the source has no column `{col}`. {}",
-                column_help(col, &names)
-            )));
+        if let Some(col) = incremental_column(&stage.config) {
+            crate::incremental::find_column(&schema, col)
+                .map_err(|m| StageError::Failed(format!("`incremental.column`: {m}")))?;
         }
         Ok(Some(schema))
     }
-}
-
-/// "did you mean" or the list of columns.
-fn column_help(col: &str, names: &[&str]) -> String {
-    sluice_core::diagnostic::suggestion(col, names.iter().copied())
-        .unwrap_or_else(|| format!("columns: {}", names.join(", ")))
 }
 
 struct CollectStage {

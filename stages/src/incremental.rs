@@ -60,12 +60,8 @@ impl IncrementalRead {
     /// Finds the column in the source's schema and converts the watermark to its type.
     pub(crate) fn bind(&mut self, schema: &SchemaRef) -> Result<(), StageError> {
         let name = &self.watermark.column;
-        self.column = schema.index_of(name).map_err(|_| {
-            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-            let hint = sluice_core::diagnostic::suggestion(name, names.iter().copied())
-                .unwrap_or_else(|| format!("columns: {}", names.join(", ")));
-            StageError::Failed(format!("`incremental.column`: the source has no column `{name}`. {hint}"))
-        })?;
+        self.column = find_column(schema, name)
+            .map_err(|m| StageError::Failed(format!("`incremental.column`: {m}")))?;
         let ty = schema.field(self.column).data_type().clone();
         if let Some(v) = &self.watermark.after {
             self.threshold = Some(from_json(v, &ty).map_err(|e| {
@@ -127,14 +123,20 @@ impl IncrementalRead {
     }
 }
 
-fn is_integer(ty: &DataType) -> bool {
-    ty.is_integer()
+/// The index of the watermark column, or a message naming it with "did you mean".
+pub(crate) fn find_column(schema: &SchemaRef, name: &str) -> Result<usize, String> {
+    schema.index_of(name).map_err(|_| {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let hint = sluice_core::diagnostic::suggestion(name, names.iter().copied())
+            .unwrap_or_else(|| format!("columns: {}", names.join(", ")));
+        format!("the source has no column `{name}`. {hint}")
+    })
 }
 
 /// A one-element array of type `ty` holding the JSON watermark.
 fn from_json(v: &Value, ty: &DataType) -> Result<ArrayRef, arrow::error::ArrowError> {
     let raw: ArrayRef = match v {
-        Value::Number(n) if is_integer(ty) => match n.as_i64() {
+        Value::Number(n) if ty.is_integer() => match n.as_i64() {
             Some(i) => std::sync::Arc::new(Int64Array::from(vec![i])),
             None => std::sync::Arc::new(Float64Array::from(vec![n.as_f64().unwrap_or(f64::NAN)])),
         },
@@ -150,7 +152,7 @@ fn from_json(v: &Value, ty: &DataType) -> Result<ArrayRef, arrow::error::ArrowEr
 /// and timestamps).
 fn to_json(one: &ArrayRef) -> Result<Value, arrow::error::ArrowError> {
     let ty = one.data_type();
-    if is_integer(ty) {
+    if ty.is_integer() {
         let a = cast(one, &DataType::Int64)?;
         let a = a.as_any().downcast_ref::<Int64Array>().map(|a| a.value(0));
         return Ok(a.map_or(Value::Null, Value::from));
