@@ -107,6 +107,16 @@ impl Dataset {
     pub fn read_all(&self) -> Result<Vec<RecordBatch>, StageError> {
         self.batches()?.collect()
     }
+
+    /// All batches at once, moving the in-memory copy out instead of sharing it: when the
+    /// caller held the last reference, the rows are freed as soon as the caller drops them
+    /// (a stage that rewrites its input does not keep the original alive to the end).
+    pub fn take_all(&mut self) -> Result<Vec<RecordBatch>, StageError> {
+        match self.memory.take() {
+            Some(mem) => Ok(Arc::try_unwrap(mem).unwrap_or_else(|shared| shared.as_ref().clone())),
+            None => self.read_all(),
+        }
+    }
 }
 
 /// The `*.parquet` parts of a partitioned output, in name order (`part-00000.parquet`, …).

@@ -135,6 +135,15 @@ pub trait StageKind: Send + Sync {
         false
     }
 
+    /// Whether the stage, while running, reports every problem [`Self::derive_schemas`]
+    /// would find in its real inputs, with the same diagnostic. The executor then skips its
+    /// own pre-start check, which would only repeat the work (an SQL query is planned
+    /// against its inputs either way).
+    fn checks_inputs_itself(&self, stage: &StageSpec) -> bool {
+        let _ = stage;
+        false
+    }
+
     /// Reads just enough of the stage's source to know the schema of `output`, for
     /// `sluice validate --data`. Kinds that read no external source return `Ok(None)`.
     fn probe_schema(

@@ -25,8 +25,9 @@ pub struct Input {
 
 /// A built stage, ready to run.
 pub trait Stage: Send {
-    /// Reads `inputs`, writes every declared output through `ctx`.
-    fn run(&self, ctx: &mut StageContext<'_>, inputs: &[Input]) -> Result<(), StageError>;
+    /// Reads `inputs`, writes every declared output through `ctx`. The inputs are the
+    /// stage's own: it may move their rows out ([`Dataset::take_all`]) to free them early.
+    fn run(&self, ctx: &mut StageContext<'_>, inputs: &mut [Input]) -> Result<(), StageError>;
 }
 
 /// What a running stage can see and do.

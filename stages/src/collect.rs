@@ -309,7 +309,7 @@ fn rejects_batch(rejects: &[Reject]) -> Result<RecordBatch, StageError> {
 }
 
 impl Stage for CollectStage {
-    fn run(&self, ctx: &mut StageContext<'_>, _inputs: &[Input]) -> Result<(), StageError> {
+    fn run(&self, ctx: &mut StageContext<'_>, _inputs: &mut [Input]) -> Result<(), StageError> {
         let mut watermark = self.incremental.as_ref().map(|column| IncrementalRead::resume(ctx, column));
         let pushed = watermark.as_ref().map(|w| w.watermark.clone());
         let req = ReadRequest {

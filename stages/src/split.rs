@@ -555,14 +555,15 @@ struct SplitStage {
 }
 
 impl Stage for SplitStage {
-    fn run(&self, ctx: &mut StageContext<'_>, inputs: &[Input]) -> Result<(), StageError> {
-        let input = inputs.first().ok_or_else(|| StageError::Internal("split stage without input".into()))?;
+    fn run(&self, ctx: &mut StageContext<'_>, inputs: &mut [Input]) -> Result<(), StageError> {
+        let input =
+            inputs.first_mut().ok_or_else(|| StageError::Internal("split stage without input".into()))?;
         let spec = ctx.spec;
         let schema = input.dataset.schema.clone();
         if let Some(issue) = self.config.check_schema(&schema).first() {
             return Err(diagnostic(spec, issue));
         }
-        let batches = input.dataset.read_all()?;
+        let batches = input.dataset.take_all()?;
         let seed = stage_seed(ctx.seed, &spec.config_hash);
         let assignment = assign(&self.config, &schema, &batches, seed)?;
         let (train, test) = materialize(&self.config, &schema, &batches, &assignment)?;

@@ -229,7 +229,7 @@ where
     rt.block_on(async {
         let ctx = pooled_session();
         register_inputs(&ctx, inputs).await.map_err(|e| QueryFailure::Sql(sql_error(&e, sql)))?;
-        let df = ctx.sql(sql).await.map_err(|e| QueryFailure::Sql(sql_error(&e, sql)))?;
+        let df = ctx.sql(sql).await.map_err(|e| QueryFailure::Plan(sql_error(&e, sql)))?;
         let mut stream = df.execute_stream().await.map_err(|e| QueryFailure::Sql(sql_error(&e, sql)))?;
         sink(QueryEvent::Schema(stream.schema())).map_err(QueryFailure::Stage)?;
         while let Some(batch) = stream.next().await {
@@ -243,7 +243,10 @@ where
 /// Why a query failed: the SQL (user's fault, has a position) or the stage around it.
 #[derive(Debug)]
 pub enum QueryFailure {
-    /// The query is wrong.
+    /// The query does not fit its inputs: it names a column or function that is not there,
+    /// or mixes types (found while planning, before any row is read).
+    Plan(SqlError),
+    /// The query failed on the data.
     Sql(SqlError),
     /// Writing the result failed.
     Stage(sluice_core::StageError),

@@ -251,12 +251,15 @@ struct CleanStage {
 }
 
 impl Stage for CleanStage {
-    fn run(&self, ctx: &mut StageContext<'_>, inputs: &[Input]) -> Result<(), StageError> {
-        let input = inputs.first().ok_or_else(|| StageError::Internal("clean stage without input".into()))?;
+    fn run(&self, ctx: &mut StageContext<'_>, inputs: &mut [Input]) -> Result<(), StageError> {
+        let input =
+            inputs.first_mut().ok_or_else(|| StageError::Internal("clean stage without input".into()))?;
         let spec = ctx.spec;
         let input_schema = input.dataset.schema.clone();
-        let mut table = Table::from_input(input_schema.clone(), input.dataset.read_all()?);
-        let originals = table.batches.clone();
+        // Moved out, so each operation's input is freed as soon as the next table exists.
+        let mut table = Table::from_input(input_schema.clone(), input.dataset.take_all()?);
+        // The input rows stay alive only when rejects are written from them.
+        let originals = if self.keep_rejects { table.batches.clone() } else { Vec::new() };
         let mut rejects = Rejects::new(self.keep_rejects);
         let mut operations = Vec::with_capacity(self.steps.len());
         let mut removed_total = 0u64;

@@ -184,6 +184,12 @@ impl StageKind for FeatureKind {
         }
     }
 
+    fn checks_inputs_itself(&self, stage: &StageSpec) -> bool {
+        // The query is planned against the real inputs when it runs, and its errors become
+        // the same diagnostic `derive_schemas` would give.
+        matches!(plan::parse(&stage.config), Ok(Plan::Sql(_)))
+    }
+
     fn derive_schemas(
         &self,
         stage: &StageSpec,
@@ -261,11 +267,11 @@ impl TransformStage {
 }
 
 impl Stage for TransformStage {
-    fn run(&self, ctx: &mut StageContext<'_>, inputs: &[Input]) -> Result<(), StageError> {
+    fn run(&self, ctx: &mut StageContext<'_>, inputs: &mut [Input]) -> Result<(), StageError> {
         let first = inputs
-            .first()
+            .first_mut()
             .ok_or_else(|| StageError::Internal("feature-extract ran without inputs".into()))?;
-        let batches = first.dataset.batches()?.collect::<Result<Vec<_>, _>>()?;
+        let batches = first.dataset.take_all()?;
         let table = Table::new(Arc::clone(&first.dataset.schema), batches);
         let (table, operations) = match self.transform(table) {
             Ok(done) => done,

@@ -98,7 +98,7 @@ pub(crate) struct SqlStage {
 }
 
 impl Stage for SqlStage {
-    fn run(&self, ctx: &mut StageContext<'_>, inputs: &[Input]) -> Result<(), StageError> {
+    fn run(&self, ctx: &mut StageContext<'_>, inputs: &mut [Input]) -> Result<(), StageError> {
         let mut writer = None;
         let result = run_query(&self.sql, inputs, |event| match event {
             QueryEvent::Schema(schema) => {
@@ -114,22 +114,23 @@ impl Stage for SqlStage {
                 None => Err(StageError::Internal("query result before its schema".into())),
             },
         });
-        match result {
-            Ok(()) => {}
-            Err(QueryFailure::Stage(e)) => return Err(e),
-            Err(QueryFailure::Sql(e)) => {
-                let spec = ctx.spec;
-                let issue = Issue {
-                    key: "sql".into(),
-                    message: format!("SQL: {}", e.message),
-                    help: None,
-                    at: e.offset,
-                };
-                let diag: Diagnostic = sluice_core::compile::issue_diagnostic(&spec.file, spec, &issue);
-                return Err(StageError::Diagnostic(Box::new(diag)));
+        let (e, code) = match result {
+            Ok(()) => {
+                let w = writer.ok_or_else(|| StageError::Internal("query produced no schema".into()))?;
+                return ctx.finish(w);
             }
+            Err(QueryFailure::Stage(e)) => return Err(e),
+            // The same diagnostic `derive_schemas` gives before the run.
+            Err(QueryFailure::Plan(e)) => (e, Some("schema")),
+            Err(QueryFailure::Sql(e)) => (e, None),
+        };
+        let spec = ctx.spec;
+        let issue =
+            Issue { key: "sql".into(), message: format!("SQL: {}", e.message), help: None, at: e.offset };
+        let mut diag: Diagnostic = sluice_core::compile::issue_diagnostic(&spec.file, spec, &issue);
+        if let Some(code) = code {
+            diag.code = code;
         }
-        let w = writer.ok_or_else(|| StageError::Internal("query produced no schema".into()))?;
-        ctx.finish(w)
+        Err(StageError::Diagnostic(Box::new(diag)))
     }
 }
