@@ -147,6 +147,10 @@ pub struct RunArgs {
     /// Stages running at once (default: number of cores).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
+    /// MiB of each stage output kept in memory for the stages that read it; larger outputs
+    /// are re-read from their Parquet file (default: 1/8 of RAM, 512–4096).
+    #[arg(long, value_name = "MIB")]
+    pub memory_budget: Option<usize>,
     /// Re-run this stage even if cached (repeatable).
     #[arg(long, value_name = "STAGE")]
     pub force: Vec<String>,

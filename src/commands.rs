@@ -173,6 +173,9 @@ fn run(args: &RunArgs, state_dir: &Path, quiet: bool, state_flag: Option<&Path>)
     if let Some(j) = args.jobs {
         exec.jobs = j.max(1);
     }
+    if let Some(mib) = args.memory_budget {
+        exec.memory_budget = mib.saturating_mul(1 << 20);
+    }
     let writer = RecordWriter::new(state_dir);
     let progress =
         (!quiet && !args.json && std::io::stderr().is_terminal()).then(crate::progress::Progress::new);

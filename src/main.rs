@@ -12,6 +12,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// Stages allocate and free column buffers of tens of MB each; glibc's malloc returns every
+// one to the kernel and page-faults it back on the next, which made clean ops 14× slower
+// at 10× the rows. mimalloc keeps and reuses them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How a command ended.
 pub enum Outcome {
     /// Exit 0.

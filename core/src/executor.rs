@@ -27,7 +27,8 @@ pub struct ExecOptions {
     pub jobs: usize,
     /// The command that re-runs this pipeline (recorded, printed after a failure).
     pub resume_command: String,
-    /// Bytes of each output kept in memory for downstream stages (beyond: re-read Parquet).
+    /// Bytes of each output kept in memory for downstream stages (beyond: re-read Parquet);
+    /// default [`default_memory_budget`].
     pub memory_budget: usize,
 }
 
@@ -36,9 +37,25 @@ impl Default for ExecOptions {
         ExecOptions {
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             resume_command: String::new(),
-            memory_budget: 512 << 20,
+            memory_budget: default_memory_budget(),
         }
     }
+}
+
+/// The default hand-off budget: an eighth of physical memory, between 512 MiB and 4 GiB.
+/// A stage that rewrites its input holds it whole anyway, so keeping an output in memory
+/// costs little extra at peak, while re-reading it from Parquet costs a full decode.
+pub fn default_memory_budget() -> usize {
+    const MIB: usize = 1 << 20;
+    physical_memory().map_or(512 * MIB, |total| (total / 8).clamp(512 * MIB, 4096 * MIB))
+}
+
+/// Physical memory in bytes, from `/proc/meminfo` (Linux); `None` elsewhere.
+fn physical_memory() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// Current time as RFC 3339 with microseconds.
