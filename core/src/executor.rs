@@ -201,6 +201,7 @@ pub fn execute(
     let (tx, rx) = mpsc::channel::<(usize, Result<Done, StageError>, String, String, f64)>();
     std::thread::scope(|scope| {
         let mut running = 0usize;
+        let mut workers = Workers::new(scope);
         loop {
             // Launch every ready stage, in plan order, up to `jobs`.
             for ps in &plan.stages {
@@ -251,7 +252,7 @@ pub fn execute(
                 let seed = p.seed;
                 let budget = opts.memory_budget;
                 let previous_key = state.stages.get(&ps.name).map(|s| s.cache_key.clone());
-                scope.spawn(move || {
+                workers.submit(running - 1, move || {
                     let t = Instant::now();
                     let result = catch_unwind(AssertUnwindSafe(|| {
                         run_stage(
@@ -343,6 +344,58 @@ pub fn execute(
     state.save(state_dir, &p.name)?;
     emit(observers, RunEvent::RunFinished { run: &record });
     Ok(record)
+}
+
+/// Threads that run stages, started as concurrency first needs them and reused after:
+/// a thread per stage cost a clone, a stack mapping and its teardown every time, a
+/// noticeable share of a trivial stage's millisecond.
+struct Workers<'scope, 'env> {
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    tx: Option<mpsc::Sender<Job<'scope>>>,
+    rx: std::sync::Arc<std::sync::Mutex<mpsc::Receiver<Job<'scope>>>>,
+    started: usize,
+}
+
+type Job<'scope> = Box<dyn FnOnce() + Send + 'scope>;
+
+impl<'scope, 'env> Workers<'scope, 'env> {
+    fn new(scope: &'scope std::thread::Scope<'scope, 'env>) -> Self {
+        let (tx, rx) = mpsc::channel();
+        Workers { scope, tx: Some(tx), rx: std::sync::Arc::new(std::sync::Mutex::new(rx)), started: 0 }
+    }
+
+    /// Queues `job`; `busy` jobs are already running, so a thread is started when every
+    /// existing one is taken.
+    fn submit(&mut self, busy: usize, job: impl FnOnce() + Send + 'scope) {
+        if busy >= self.started {
+            let rx = std::sync::Arc::clone(&self.rx);
+            self.scope.spawn(move || {
+                loop {
+                    // The lock is held only while waiting for the next job, not while running it.
+                    let next = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => return,
+                    };
+                    match next {
+                        Ok(job) => job(),
+                        Err(_) => return, // the run is over
+                    }
+                }
+            });
+            self.started += 1;
+        }
+        if let Some(tx) = &self.tx {
+            // Workers only stop once `tx` is dropped, so the send cannot fail.
+            let _ = tx.send(Box::new(job));
+        }
+    }
+}
+
+impl Drop for Workers<'_, '_> {
+    fn drop(&mut self) {
+        // Closing the queue ends every worker; the scope then joins them.
+        self.tx = None;
+    }
 }
 
 fn round3(ms: f64) -> f64 {
