@@ -6,9 +6,6 @@
 //! its own thread, walking its rows in input order, so the result does not depend on the
 //! number of threads.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-
 use arrow::array::{ArrayRef, BooleanArray};
 use arrow::compute::SortOptions;
 use arrow::row::{RowConverter, Rows, SortField};
@@ -128,8 +125,7 @@ impl Dedup {
             .into_par_iter()
             .map(|s| {
                 let total: usize = encoded.iter().map(|e| e.shards[s].len()).sum();
-                let mut seen: Seen<'_> =
-                    HashMap::with_capacity_and_hasher(total, BuildHasherDefault::default());
+                let mut seen = Seen::with_capacity(total);
                 // Without order_by, "last" is "first" walking backwards.
                 if keep_last && !ordered {
                     for b in (0..encoded.len()).rev() {
@@ -144,7 +140,7 @@ impl Dedup {
                         }
                     }
                 }
-                seen.into_values().collect()
+                seen.into_iter().map(|w| (w.batch, w.row)).collect()
             })
             .collect();
 
@@ -168,20 +164,32 @@ struct Encoded {
     shards: Vec<Vec<u32>>,
 }
 
-type Seen<'a> = HashMap<Key<'a>, (u32, u32), BuildHasherDefault<PassThrough>>;
+/// One group's current winner: 16 bytes, so millions of groups stay cache-friendly; the
+/// row's bytes are looked up only when hashes match.
+#[derive(Clone, Copy)]
+struct Winner {
+    hash: u64,
+    batch: u32,
+    row: u32,
+}
+
+type Seen = hashbrown::HashTable<Winner>;
 
 /// Offers row `r` of batch `b` to its group: the first row seen wins unless `order_by`
 /// says a later one is better.
-fn visit<'a>(encoded: &'a [Encoded], b: usize, r: u32, keep_last: bool, seen: &mut Seen<'a>) {
+fn visit(encoded: &[Encoded], b: usize, r: u32, keep_last: bool, seen: &mut Seen) {
     let e = &encoded[b];
-    let key = Key { hash: e.hashes[r as usize], bytes: e.keys.row(r as usize).data() };
-    match (seen.get_mut(&key), &e.order) {
+    let hash = e.hashes[r as usize];
+    let bytes = e.keys.row(r as usize).data();
+    let same =
+        |w: &Winner| w.hash == hash && encoded[w.batch as usize].keys.row(w.row as usize).data() == bytes;
+    match (seen.find_mut(hash, same), &e.order) {
         (None, _) => {
-            seen.insert(key, (b as u32, r));
+            seen.insert_unique(hash, Winner { hash, batch: b as u32, row: r }, |w| w.hash);
         }
         (Some(_), None) => {}
         (Some(slot), Some(order)) => {
-            let current = encoded[slot.0 as usize].order.as_ref().map(|o| o.row(slot.1 as usize));
+            let current = encoded[slot.batch as usize].order.as_ref().map(|o| o.row(slot.row as usize));
             let candidate = order.row(r as usize);
             let better = match current {
                 Some(c) if keep_last => candidate >= c,
@@ -189,53 +197,16 @@ fn visit<'a>(encoded: &'a [Encoded], b: usize, r: u32, keep_last: bool, seen: &m
                 None => false,
             };
             if better {
-                *slot = (b as u32, r);
+                slot.batch = b as u32;
+                slot.row = r;
             }
         }
     }
 }
 
-/// Which shard a hash goes to: middle bits, so the bits the hash map uses stay varied.
+/// Which shard a hash goes to: middle bits, so the bits the hash table uses stay varied.
 fn shard_of(hash: u64) -> usize {
     ((hash >> 32) as usize) & (SHARDS - 1)
-}
-
-/// A row's encoded bytes with their precomputed hash.
-struct Key<'a> {
-    hash: u64,
-    bytes: &'a [u8],
-}
-
-impl PartialEq for Key<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.bytes == other.bytes
-    }
-}
-
-impl Eq for Key<'_> {}
-
-impl Hash for Key<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-/// Hands the precomputed hash through unchanged.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = hash_bytes(bytes);
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
 }
 
 /// A fast 64-bit hash of a byte string: word-at-a-time multiply-rotate, then the splitmix64
