@@ -251,7 +251,9 @@ pub fn execute(
                 let redactor = &p.redactor;
                 let seed = p.seed;
                 let budget = opts.memory_budget;
-                let previous_key = state.stages.get(&ps.name).map(|s| s.cache_key.clone());
+                // A forced stage starts over: it does not see its previous artifact.
+                let previous_key =
+                    if ps.forced { None } else { state.stages.get(&ps.name).map(|s| s.cache_key.clone()) };
                 workers.submit(running - 1, move || {
                     let t = Instant::now();
                     let result = catch_unwind(AssertUnwindSafe(|| {

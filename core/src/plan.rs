@@ -48,6 +48,10 @@ pub struct PlannedStage {
     /// Input references with their cache keys.
     #[serde(skip)]
     pub input_keys: Vec<(String, String)>,
+    /// Named by `--force` or `--force-all`: the stage starts over, without its previous
+    /// artifact (an incremental collect re-reads its whole source).
+    #[serde(skip)]
+    pub forced: bool,
 }
 
 /// The whole plan, in execution order.
@@ -137,10 +141,29 @@ pub fn plan(
             // A fresh key every run: a volatile source is never reused.
             h.update(format!("{:?}", std::time::SystemTime::now()).as_bytes());
         }
-        let key = h.finalize().to_hex()[..32].to_string();
+        let forced = opts.force_all || opts.force.contains(&spec.name);
+        // An accumulating stage's output is the artifact it builds on plus what is new, so
+        // that artifact is part of its key (a forced run builds on nothing: a full read).
+        // When nothing changed since that artifact, it is the answer.
+        let mut reuse = None;
+        if kind.builds_on_previous(spec)
+            && !forced
+            && let Some(last) = prev.stages.get(&spec.name)
+            && store.exists(&last.cache_key)
+        {
+            let unchanged = !volatile
+                && last.config_hash == spec.config_hash
+                && last.source == source
+                && last.inputs == input_keys;
+            if unchanged {
+                reuse = Some(last.cache_key.clone());
+            } else {
+                h.update(b"\0builds_on=").update(last.cache_key.as_bytes());
+            }
+        }
+        let key = reuse.unwrap_or_else(|| h.finalize().to_hex()[..32].to_string());
         keys[i] = key.clone();
 
-        let forced = opts.force_all || opts.force.contains(&spec.name);
         let (action, reason) = if !selected.contains(&i) {
             (Action::Skip, "not selected".to_string())
         } else if forced {
@@ -161,6 +184,7 @@ pub fn plan(
             reason,
             source,
             input_keys,
+            forced: forced && selected.contains(&i),
         });
     }
     // Best effort: a memo that cannot be saved only costs a re-hash next time.

@@ -135,6 +135,13 @@ pub trait StageKind: Send + Sync {
         false
     }
 
+    /// Whether the stage's output is its previous output plus what is new (an incremental
+    /// collect): its cache key then covers the artifact it builds on.
+    fn builds_on_previous(&self, stage: &StageSpec) -> bool {
+        let _ = stage;
+        false
+    }
+
     /// Whether the stage, while running, reports every problem [`Self::derive_schemas`]
     /// would find in its real inputs, with the same diagnostic. The executor then skips its
     /// own pre-start check, which would only repeat the work (an SQL query is planned

@@ -184,6 +184,10 @@ impl StageKind for CollectKind {
         out
     }
 
+    fn builds_on_previous(&self, stage: &StageSpec) -> bool {
+        incremental_column(&stage.config).is_some()
+    }
+
     fn is_result(&self) -> bool {
         false
     }

@@ -112,3 +112,35 @@ fn an_unknown_watermark_column_is_named() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no column `InvoiceDat`"), "{}", stderr(&out));
 }
+
+#[test]
+fn force_is_a_full_refresh_that_rereads_the_whole_source() {
+    let s = Scratch::new();
+    let file = pipeline(&s);
+    s.write("data/orders.csv", &format!("{HEADER}1,2011-01-01 10:00:00,10\n2,2011-01-02 10:00:00,20\n"));
+    let (code, _) = s.run_json(&file, &[]);
+    assert_eq!(code, 0);
+
+    // History was corrected at the source: an incremental run cannot see that…
+    s.write("data/orders.csv", &format!("{HEADER}1,2011-01-01 10:00:00,15\n2,2011-01-02 10:00:00,25\n"));
+    let (code, r) = s.run_json(&file, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(metric(&r, "rows_new"), 0);
+    assert_eq!(total(&r), (2, 30));
+
+    // …a forced run starts over: every row is read again, one part, same watermark.
+    let (code, r) = s.run_json(&file, &["--force", "orders"]);
+    assert_eq!(code, 0);
+    assert_eq!(stage_field(&r, "orders", "reason"), "forced");
+    assert_eq!(metric(&r, "rows_new"), 2);
+    assert_eq!(metric(&r, "watermark"), "2011-01-02T10:00:00");
+    assert_eq!(total(&r), (2, 40));
+    let dir = stage_field(&r, "orders", "outputs")["data"].as_str().unwrap().to_string();
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "the old parts are gone from {dir}");
+
+    // The next plain run, source unchanged, reuses the refreshed data, not the stale one.
+    let (code, r) = s.run_json(&file, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(stage_field(&r, "orders", "cache"), "hit");
+    assert_eq!(total(&r), (2, 40));
+}
