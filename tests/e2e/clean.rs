@@ -53,18 +53,8 @@ method = "random"
 test_fraction = 0.25
 "#;
 
-fn read(path: &str) -> Vec<RecordBatch> {
-    let f = std::fs::File::open(path).unwrap();
-    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-        .unwrap()
-        .build()
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
-
 fn output(record: &serde_json::Value, stage: &str, name: &str) -> Vec<RecordBatch> {
-    read(stage_field(record, stage, "outputs")[name].as_str().unwrap())
+    read_parquet(stage_field(record, stage, "outputs")[name].as_str().unwrap())
 }
 
 fn rows(batches: &[RecordBatch]) -> usize {
@@ -323,8 +313,7 @@ fn all_outputs(record: &serde_json::Value) -> Vec<(String, String, String)> {
     for st in record["stages"].as_array().unwrap() {
         let name = st["name"].as_str().unwrap();
         for (output, path) in st["outputs"].as_object().unwrap() {
-            let batches = read(path.as_str().unwrap());
-            let text = arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+            let text = parquet_table(path.as_str().unwrap());
             out.push((name.to_string(), output.clone(), text));
         }
     }

@@ -29,17 +29,6 @@ group_by = ["CustomerID"]
 aggregations = { recency = { recency = "InvoiceDate", reference = "max" }, frequency = { count_distinct = "InvoiceNo" }, monetary = { sum = "amount" } }
 "#;
 
-fn table(path: &str) -> String {
-    let f = std::fs::File::open(path).unwrap();
-    let batches: Vec<_> = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-        .unwrap()
-        .build()
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string()
-}
-
 #[test]
 fn rfm_from_a_csv_in_a_few_lines() {
     let s = Scratch::new();
@@ -59,7 +48,7 @@ fn rfm_from_a_csv_in_a_few_lines() {
 | 17850      | 5       | 2         | 13.0     |
 |            | 1       | 1         | 12.0     |
 +------------+---------+-----------+----------+";
-    assert_eq!(table(&out), expected);
+    assert_eq!(parquet_table(&out), expected);
     let ops = &stage_field(&r, "rfm", "metrics")["operations"];
     assert_eq!(ops[0]["op"], "derive");
     assert_eq!(ops[0]["rows_in"], 5);
@@ -69,7 +58,7 @@ fn rfm_from_a_csv_in_a_few_lines() {
     // Same input, same output: a forced re-run writes identical values.
     let (_, again) = s.run_json(&file, &["--force", "rfm"]);
     let out2 = stage_field(&again, "rfm", "outputs")["data"].as_str().unwrap().to_string();
-    assert_eq!(table(&out2), expected);
+    assert_eq!(parquet_table(&out2), expected);
 }
 
 #[test]

@@ -18,16 +18,10 @@ fn metric(r: &serde_json::Value, key: &str) -> serde_json::Value {
 
 /// The `total` stage's single row, read from its Parquet output: (n, amount).
 fn total(r: &serde_json::Value) -> (i64, i64) {
-    use arrow::array::{AsArray, RecordBatch};
+    use arrow::array::AsArray;
     use arrow::datatypes::Int64Type;
     let path = stage_field(r, "total", "outputs")["data"].as_str().unwrap().to_string();
-    let f = std::fs::File::open(path).unwrap();
-    let batches: Vec<RecordBatch> = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-        .unwrap()
-        .build()
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let batches = read_parquet(path);
     let b = &batches[0];
     (b.column(0).as_primitive::<Int64Type>().value(0), b.column(1).as_primitive::<Int64Type>().value(0))
 }

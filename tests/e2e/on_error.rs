@@ -45,14 +45,7 @@ fn quarantine_writes_rejects_with_lines_and_raw_text() {
     assert_eq!(stage_field(&r, "items", "rows_out"), 3);
     assert_eq!(stage_field(&r, "items", "metrics")["rows_rejected"], 2);
     let rejects = stage_field(&r, "items", "outputs")["rejects"].as_str().unwrap().to_string();
-    let f = std::fs::File::open(rejects).unwrap();
-    let batches: Vec<_> = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-        .unwrap()
-        .build()
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let text = arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+    let text = parquet_table(rejects);
     let text = text.replace(s.path().to_str().unwrap(), "[DIR]");
     insta::assert_snapshot!(text);
 }

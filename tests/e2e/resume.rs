@@ -42,16 +42,6 @@ fn read_record(s: &Scratch) -> Option<serde_json::Value> {
     serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).ok()?).ok()
 }
 
-fn parquet_rows(path: &str) -> Vec<arrow::record_batch::RecordBatch> {
-    let f = std::fs::File::open(path).unwrap();
-    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-        .unwrap()
-        .build()
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
-
 #[test]
 fn killed_run_resumes_with_finished_stages_cached_and_identical_outputs() {
     let s = Scratch::new();
@@ -99,7 +89,7 @@ fn killed_run_resumes_with_finished_stages_cached_and_identical_outputs() {
     for stage in ["nums", "pairs", "summary"] {
         let a = stage_field(&resumed, stage, "outputs")["data"].as_str().unwrap().to_string();
         let b = stage_field(&fresh, stage, "outputs")["data"].as_str().unwrap().to_string();
-        assert_eq!(parquet_rows(&a), parquet_rows(&b), "stage {stage} differs after resume");
+        assert_eq!(read_parquet(&a), read_parquet(&b), "stage {stage} differs after resume");
     }
     assert_eq!(stage_field(&fresh, "summary", "rows_out"), 1);
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int64Type};
 
 use crate::util::*;
@@ -15,16 +15,6 @@ fn retail_csv() -> PathBuf {
     });
     assert!(csv.is_file(), "the shared retail data must exist at {} (set SLUICE_RETAIL_CSV)", csv.display());
     csv
-}
-
-fn read(path: &str) -> Vec<RecordBatch> {
-    let f = std::fs::File::open(path).unwrap();
-    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-        .unwrap()
-        .build()
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
 }
 
 #[test]
@@ -60,7 +50,7 @@ fn rfm_on_online_retail_matches_the_standard_figures() {
     assert_eq!(stage_field(&r, "rfm", "rows_out"), 4_339, "customers");
     assert_eq!(stage_field(&r, "segments", "rows_out"), 4_339);
 
-    let rfm = read(stage_field(&r, "rfm", "outputs")["data"].as_str().unwrap());
+    let rfm = read_parquet(stage_field(&r, "rfm", "outputs")["data"].as_str().unwrap());
     let mut seen = 0;
     for b in &rfm {
         let id = b.column_by_name("CustomerID").unwrap().as_primitive::<Int64Type>();

@@ -108,3 +108,19 @@ pub fn stages_with_cache(record: &serde_json::Value, value: &str) -> Vec<String>
         .map(|s| s["name"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// Every batch of a Parquet file (a stage output).
+pub fn read_parquet(path: impl AsRef<Path>) -> Vec<arrow::record_batch::RecordBatch> {
+    let f = std::fs::File::open(path.as_ref()).unwrap();
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// A Parquet file as a printed table.
+pub fn parquet_table(path: impl AsRef<Path>) -> String {
+    arrow::util::pretty::pretty_format_batches(&read_parquet(path)).unwrap().to_string()
+}

@@ -408,11 +408,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    struct Out {
-        batches: Vec<RecordBatch>,
-        rejects: Vec<Reject>,
-    }
+    use crate::test_support::Out;
 
     fn read(dir: &Path, cfg: Value, on_error: OnError) -> Result<Out, ConnectorError> {
         let mut cfg = cfg.as_object().unwrap().clone();
@@ -426,19 +422,7 @@ mod tests {
             batch_size: 2,
             incremental: None,
         };
-        let mut r = JsonlConnector.read(&req)?;
-        let mut batches = Vec::new();
-        let mut rejects = Vec::new();
-        while let Some(b) = r.next_batch() {
-            batches.push(b?);
-            rejects.extend(r.take_rejects());
-        }
-        rejects.extend(r.take_rejects());
-        Ok(Out { batches, rejects })
-    }
-
-    fn rows(out: &Out) -> usize {
-        out.batches.iter().map(RecordBatch::num_rows).sum()
+        Out::drain(JsonlConnector.read(&req)?.as_mut())
     }
 
     const MIXED: &str = "{\"id\": 1, \"name\": \"a\", \"price\": 2.5, \"tags\": [\"x\"], \"meta\": {\"k\": 1}}\n\
@@ -459,7 +443,7 @@ mod tests {
         assert_eq!(schema.field_with_name("price").unwrap().data_type(), &DataType::Float64);
         assert!(matches!(schema.field_with_name("tags").unwrap().data_type(), DataType::List(_)));
         assert!(matches!(schema.field_with_name("meta").unwrap().data_type(), DataType::Struct(_)));
-        assert_eq!(rows(&out), 3);
+        assert_eq!(out.rows(), 3);
         let ids: Vec<i64> = out
             .batches
             .iter()
@@ -497,7 +481,7 @@ mod tests {
         );
         assert!(out.rejects[1].reason.starts_with("column `id`:"), "{}", out.rejects[1].reason);
         assert_eq!(out.rejects[2].reason, "expected a JSON object, found an array");
-        assert_eq!(rows(&out), 3);
+        assert_eq!(out.rows(), 3);
     }
 
     #[test]

@@ -18,6 +18,8 @@ mod schema_decl;
 mod sql_source;
 mod sqlite;
 mod suggest;
+#[cfg(test)]
+mod test_support;
 mod timestamp_format;
 mod values;
 mod watermark;

@@ -1,53 +1,14 @@
 use std::path::Path;
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::array_value_to_string;
 use proptest::prelude::*;
 use serde_json::json;
-use sluice_plugin::Reject;
 
 use super::*;
-
-struct Out {
-    batches: Vec<RecordBatch>,
-    rejects: Vec<Reject>,
-}
-
-impl Out {
-    fn schema(&self) -> SchemaRef {
-        self.batches[0].schema()
-    }
-
-    fn rows(&self) -> usize {
-        self.batches.iter().map(RecordBatch::num_rows).sum()
-    }
-
-    /// Every row as displayed strings (`None` for NULL).
-    fn table(&self) -> Vec<Vec<Option<String>>> {
-        let mut out = Vec::new();
-        for b in &self.batches {
-            for r in 0..b.num_rows() {
-                out.push(
-                    b.columns()
-                        .iter()
-                        .map(|c| (!c.is_null(r)).then(|| array_value_to_string(c, r).unwrap()))
-                        .collect(),
-                );
-            }
-        }
-        out
-    }
-
-    fn types(&self) -> Vec<DataType> {
-        self.schema().fields().iter().map(|f| f.data_type().clone()).collect()
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.schema().fields().iter().map(|f| f.name().clone()).collect()
-    }
-}
+use crate::test_support::Out;
 
 fn write(dir: &Path, name: &str, content: impl AsRef<[u8]>) {
     std::fs::write(dir.join(name), content).unwrap();
@@ -63,20 +24,7 @@ fn run_with(
     let cfg = cfg.as_object().unwrap().clone();
     let req =
         ReadRequest { stage: "s", config: &cfg, base_dir: dir, on_error, batch_size, incremental: None };
-    let mut r = open(&req, block)?;
-    let mut batches = Vec::new();
-    let mut rejects = Vec::new();
-    while let Some(b) = r.next_batch() {
-        let b = b?;
-        assert_eq!(b.schema(), r.schema());
-        batches.push(b);
-        rejects.extend(r.take_rejects());
-    }
-    rejects.extend(r.take_rejects());
-    if batches.is_empty() {
-        batches.push(RecordBatch::new_empty(r.schema()));
-    }
-    Ok(Out { batches, rejects })
+    Out::drain(&mut open(&req, block)?)
 }
 
 fn run(dir: &Path, cfg: Value, on_error: OnError) -> Result<Out, ConnectorError> {

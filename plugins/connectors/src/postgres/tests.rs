@@ -12,6 +12,7 @@ use serde_json::json;
 use sluice_plugin::Watermark;
 
 use super::*;
+use crate::test_support::Out;
 
 const URL_VAR: &str = "SLUICE_TEST_POSTGRES_URL";
 
@@ -64,34 +65,21 @@ impl Drop for TestDb {
     }
 }
 
-struct Out {
-    batches: Vec<RecordBatch>,
-    rejects: Vec<Reject>,
+/// Every row as displayed strings (`None` for NULL). Arrow cannot print named time zones
+/// without chrono-tz, so UTC timestamps are shown as ISO text with `Z`.
+fn table(out: &Out) -> Vec<Vec<Option<String>>> {
+    out.table_with(|c, r| match c.data_type() {
+        DataType::Timestamp(_, Some(_)) => {
+            let t = c.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().value(r);
+            crate::values::format_timestamp(t) + "Z"
+        }
+        _ => array_value_to_string(c, r).unwrap(),
+    })
 }
 
-impl Out {
-    /// Every row as displayed strings (`None` for NULL). Arrow cannot print named time
-    /// zones without chrono-tz, so UTC timestamps are shown as ISO text with `Z`.
-    fn table(&self) -> Vec<Vec<Option<String>>> {
-        let show = |c: &arrow::array::ArrayRef, r: usize| match c.data_type() {
-            DataType::Timestamp(_, Some(_)) => {
-                let t = c.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().value(r);
-                crate::values::format_timestamp(t) + "Z"
-            }
-            _ => array_value_to_string(c, r).unwrap(),
-        };
-        let mut out = Vec::new();
-        for b in &self.batches {
-            for r in 0..b.num_rows() {
-                out.push(b.columns().iter().map(|c| (!c.is_null(r)).then(|| show(c, r))).collect());
-            }
-        }
-        out
-    }
-
-    fn first_column_i32(&self) -> Vec<i32> {
-        self.batches.iter().flat_map(|b| b.column(0).as_primitive::<Int32Type>().values().to_vec()).collect()
-    }
+/// The first column, read as int4.
+fn first_column_i32(out: &Out) -> Vec<i32> {
+    out.batches.iter().flat_map(|b| b.column(0).as_primitive::<Int32Type>().values().to_vec()).collect()
 }
 
 fn read_with(
@@ -103,20 +91,7 @@ fn read_with(
     let cfg = cfg.as_object().unwrap().clone();
     let req =
         ReadRequest { stage: "s", config: &cfg, base_dir: Path::new("."), on_error, batch_size, incremental };
-    let mut r = PostgresConnector.read(&req)?;
-    let mut batches = Vec::new();
-    let mut rejects = Vec::new();
-    while let Some(b) = r.next_batch() {
-        let b = b?;
-        assert_eq!(b.schema(), r.schema());
-        batches.push(b);
-        rejects.extend(r.take_rejects());
-    }
-    rejects.extend(r.take_rejects());
-    if batches.is_empty() {
-        batches.push(RecordBatch::new_empty(r.schema()));
-    }
-    Ok(Out { batches, rejects })
+    Out::drain(PostgresConnector.read(&req)?.as_mut())
 }
 
 fn read(cfg: Value) -> Result<Out, ConnectorError> {
@@ -132,7 +107,7 @@ fn a_large_table_streams_in_batches_of_at_most_batch_size() {
             .unwrap();
     assert_eq!(out.batches.len(), 10);
     assert!(out.batches.iter().all(|b| b.num_rows() == 1000));
-    assert_eq!(out.first_column_i32(), (1..=10_000).collect::<Vec<_>>());
+    assert_eq!(first_column_i32(&out), (1..=10_000).collect::<Vec<_>>());
     let out = read_with(db.cfg(json!({"table": "big"})), OnError::Fail, 3000, None).unwrap();
     let sizes: Vec<usize> = out.batches.iter().map(RecordBatch::num_rows).collect();
     assert_eq!(sizes, [3000, 3000, 3000, 1000]);
@@ -179,7 +154,7 @@ fn every_mapped_type_round_trips_and_is_null_when_null() {
             DataType::Utf8,
         ]
     );
-    let t = out.table();
+    let t = table(&out);
     let row: Vec<String> = t[0].iter().map(|v| v.clone().unwrap()).collect();
     assert_eq!(
         row,
@@ -307,7 +282,7 @@ fn incremental_reads_return_only_rows_after_the_watermark() {
     );
     let ids = |column: &str, after: Value| -> Vec<i32> {
         let wm = Watermark { column: column.into(), after: Some(after) };
-        read_with(db.cfg(json!({"table": "ev"})), OnError::Fail, 4, Some(&wm)).unwrap().first_column_i32()
+        first_column_i32(&read_with(db.cfg(json!({"table": "ev"})), OnError::Fail, 4, Some(&wm)).unwrap())
     };
     assert_eq!(ids("id", json!(7)), [8, 9, 10]);
     assert_eq!(ids("at", json!("2011-12-09T12:08:00Z")), [9, 10]);
@@ -317,7 +292,7 @@ fn incremental_reads_return_only_rows_after_the_watermark() {
     assert_eq!(ids("tag", json!("tag7")), [8, 9]);
     let everything = Watermark { column: "id".into(), after: None };
     let all = read_with(db.cfg(json!({"table": "ev"})), OnError::Fail, 4, Some(&everything)).unwrap();
-    assert_eq!(all.first_column_i32(), (1..=10).collect::<Vec<_>>());
+    assert_eq!(first_column_i32(&all), (1..=10).collect::<Vec<_>>());
     let wm = Watermark { column: "ammount".into(), after: Some(json!(1)) };
     let err =
         read_with(db.cfg(json!({"table": "ev"})), OnError::Fail, 4, Some(&wm)).err().unwrap().to_string();
@@ -332,7 +307,7 @@ fn values_without_an_arrow_equivalent_follow_on_error() {
     let err = read(cfg.clone()).err().unwrap().to_string();
     assert!(err.contains("row 2, column `day`: `infinity` has no Arrow date equivalent"), "{err}");
     let out = read_with(cfg.clone(), OnError::Skip, 10, None).unwrap();
-    assert_eq!(out.first_column_i32(), [1, 3]);
+    assert_eq!(first_column_i32(&out), [1, 3]);
     assert_eq!((out.rejects.len(), out.rejects[0].line, out.rejects[0].raw.as_str()), (1, 2, ""));
     let out = read_with(cfg, OnError::Quarantine, 10, None).unwrap();
     assert_eq!(out.rejects[0].raw, "{\"id\":2,\"day\":\"infinity\"}");

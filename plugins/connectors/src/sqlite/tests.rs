@@ -1,10 +1,10 @@
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int64Type};
-use arrow::util::display::array_value_to_string;
 use serde_json::json;
 use sluice_plugin::Watermark;
 
 use super::*;
+use crate::test_support::Out;
 
 /// A database in a temp dir, built by `sql`.
 fn db(sql: &str) -> (tempfile::TempDir, PathBuf) {
@@ -13,33 +13,6 @@ fn db(sql: &str) -> (tempfile::TempDir, PathBuf) {
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch(sql).unwrap();
     (dir, path)
-}
-
-struct Out {
-    batches: Vec<RecordBatch>,
-    rejects: Vec<Reject>,
-}
-
-impl Out {
-    /// Every row as displayed strings (`None` for NULL).
-    fn table(&self) -> Vec<Vec<Option<String>>> {
-        let mut out = Vec::new();
-        for b in &self.batches {
-            for r in 0..b.num_rows() {
-                out.push(
-                    b.columns()
-                        .iter()
-                        .map(|c| (!c.is_null(r)).then(|| array_value_to_string(c, r).unwrap()))
-                        .collect(),
-                );
-            }
-        }
-        out
-    }
-
-    fn types(&self) -> Vec<DataType> {
-        self.batches[0].schema().fields().iter().map(|f| f.data_type().clone()).collect()
-    }
 }
 
 fn read_with(
@@ -51,20 +24,7 @@ fn read_with(
 ) -> Result<Out, ConnectorError> {
     let cfg = cfg.as_object().unwrap().clone();
     let req = ReadRequest { stage: "s", config: &cfg, base_dir: dir, on_error, batch_size, incremental };
-    let mut r = SqliteConnector.read(&req)?;
-    let mut batches = Vec::new();
-    let mut rejects = Vec::new();
-    while let Some(b) = r.next_batch() {
-        let b = b?;
-        assert_eq!(b.schema(), r.schema());
-        batches.push(b);
-        rejects.extend(r.take_rejects());
-    }
-    rejects.extend(r.take_rejects());
-    if batches.is_empty() {
-        batches.push(RecordBatch::new_empty(r.schema()));
-    }
-    Ok(Out { batches, rejects })
+    Out::drain(SqliteConnector.read(&req)?.as_mut())
 }
 
 fn read(dir: &Path, cfg: Value) -> Result<Out, ConnectorError> {
