@@ -126,3 +126,35 @@ fn validate_checks_against_the_schema_recorded_by_the_last_run() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("amount_gbp"), "{}", stderr(&out));
 }
+
+#[test]
+fn validate_checks_sql_against_a_declared_database_schema_without_connecting() {
+    let s = Scratch::new();
+    // Port 1 on localhost: nothing listens, so any attempt to connect would fail the check.
+    let pipeline = r#"
+[pipeline]
+name = "db-contract"
+
+[stages.orders]
+kind = "collect"
+connector = "postgres"
+url = "postgres://nobody@127.0.0.1:1/shop"
+table = "orders"
+schema = { CustomerID = "int64", Amount = "decimal(12, 2)", Country = "string" }
+
+[stages.totals]
+kind = "feature-extract"
+inputs = ["orders"]
+sql = "SELECT CustomerID, SUM(Amount) AS total FROM orders GROUP BY 1"
+"#;
+    let good = s.write("good.toml", pipeline);
+    let out = s.run(&["validate", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let bad = s.write("bad.toml", &pipeline.replace("SUM(Amount)", "SUM(Amont)"));
+    let out = s.run(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("Amont") && err.contains("Amount"), "{err}");
+    assert!(!err.contains("connect"), "validation must not try the database: {err}");
+}

@@ -4,6 +4,7 @@
 //! Each connector implements the plugin SDK's [`Connector`] trait exactly as an external
 //! plugin would; nothing here is privileged.
 
+mod contract;
 mod csv;
 mod encoding;
 mod infer;

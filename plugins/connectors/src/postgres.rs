@@ -25,6 +25,7 @@ use sluice_plugin::{
 
 use self::redact::Redactor;
 use self::types::{PgKind, Raw, Unfit};
+use crate::contract::{self, Conforming, Contract};
 use crate::options::{self, Issues};
 use crate::row_batch::{Cell, RowBatchBuilder};
 use crate::sql_source::{self, SqlSource, quote_ident};
@@ -43,6 +44,7 @@ const KEYS: &[KeySpec] = &[
     .example("url = \"${env.DATABASE_URL}\""),
     sql_source::QUERY_KEY,
     sql_source::TABLE_KEY,
+    contract::CONTRACT_KEY,
     KeySpec::optional(
         "freshness",
         KeyType::String,
@@ -64,6 +66,7 @@ struct PgOptions {
     redact: Redactor,
     source: SqlSource,
     freshness: Option<Duration>,
+    contract: Option<Contract>,
 }
 
 impl PgOptions {
@@ -110,6 +113,7 @@ impl PgOptions {
             }
         });
         let source = SqlSource::from_config(cfg, &mut is);
+        let contract = Contract::from_config(cfg, &mut is);
         let freshness =
             match cfg.get("freshness") {
                 None => None,
@@ -128,7 +132,7 @@ impl PgOptions {
                 if config.get_connect_timeout().is_none() {
                     config.connect_timeout(CONNECT_TIMEOUT);
                 }
-                Ok(PgOptions { config, redact, source, freshness })
+                Ok(PgOptions { config, redact, source, freshness, contract })
             }
             _ => Err(is.0),
         }
@@ -476,8 +480,21 @@ impl Connector for PostgresConnector {
         })
     }
 
+    fn declared_schema(&self, req: &ReadRequest<'_>) -> Option<SchemaRef> {
+        // Only the `schema` key: validation runs where the URL's variables may be unset.
+        let mut is = Issues::default();
+        Contract::from_config(req.config, &mut is).map(|c| c.schema())
+    }
+
     fn read(&self, req: &ReadRequest<'_>) -> Result<Box<dyn BatchReader>, ConnectorError> {
-        Ok(Box::new(PgReader::open(req)?))
+        let reader = PgReader::open(req)?;
+        match reader.opts.contract.clone() {
+            Some(c) => {
+                let source = reader.opts.source.describe();
+                Conforming::wrap(Box::new(reader), &c, &source)
+            }
+            None => Ok(Box::new(reader)),
+        }
     }
 }
 

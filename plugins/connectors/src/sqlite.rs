@@ -23,6 +23,7 @@ use sluice_plugin::{
     Sources,
 };
 
+use crate::contract::{self, Conforming, Contract};
 use crate::options::{self, Issues};
 use crate::row_batch::{Cell, RowBatchBuilder};
 use crate::sql_source::{self, SqlSource, quote_ident};
@@ -39,6 +40,7 @@ const KEYS: &[KeySpec] = &[
         .example("path = \"data/shop.db\""),
     sql_source::QUERY_KEY,
     sql_source::TABLE_KEY,
+    contract::CONTRACT_KEY,
 ];
 
 /// The connector's options, read from the stage table.
@@ -46,6 +48,7 @@ const KEYS: &[KeySpec] = &[
 struct SqliteOptions {
     path: PathBuf,
     source: SqlSource,
+    contract: Option<Contract>,
 }
 
 impl SqliteOptions {
@@ -69,8 +72,9 @@ impl SqliteOptions {
             is.push(ConfigIssue::new("path", format!("`{}` {what}", p.display())));
         }
         let source = SqlSource::from_config(req.config, &mut is);
+        let contract = Contract::from_config(req.config, &mut is);
         match (path, source) {
-            (Some(path), Some(source)) => is.finish(SqliteOptions { path, source }),
+            (Some(path), Some(source)) => is.finish(SqliteOptions { path, source, contract }),
             _ => Err(is.0),
         }
     }
@@ -577,6 +581,8 @@ impl Connector for SqliteConnector {
 
     fn read(&self, req: &ReadRequest<'_>) -> Result<Box<dyn BatchReader>, ConnectorError> {
         let opts = SqliteOptions::from_config(req).map_err(options::to_error)?;
+        let contract = opts.contract.clone();
+        let source = opts.source.describe();
         let watermark = req.incremental.and_then(|w| w.after.clone().map(|a| (w.column.clone(), a)));
         let job = Job { opts, on_error: req.on_error, batch_size: req.batch_size.max(1), watermark };
         let (setup_tx, setup_rx) = sync_channel(1);
@@ -588,7 +594,17 @@ impl Connector for SqliteConnector {
         let schema = setup_rx
             .recv()
             .map_err(|_| ConnectorError::Other("the SQLite reader thread stopped".into()))??;
-        Ok(Box::new(SqliteReader { schema, rx, rejects: Vec::new(), finished: false }))
+        let reader = Box::new(SqliteReader { schema, rx, rejects: Vec::new(), finished: false });
+        match contract {
+            Some(c) => Conforming::wrap(reader, &c, &source),
+            None => Ok(reader),
+        }
+    }
+
+    fn declared_schema(&self, req: &ReadRequest<'_>) -> Option<SchemaRef> {
+        // Only the config: the database file may not exist where validation runs.
+        let mut is = Issues::default();
+        Contract::from_config(req.config, &mut is).map(|c| c.schema())
     }
 }
 

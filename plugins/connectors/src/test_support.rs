@@ -8,6 +8,7 @@ use arrow::util::display::array_value_to_string;
 use sluice_plugin::{BatchReader, ConnectorError, Reject};
 
 /// Everything a read produced.
+#[derive(Debug)]
 pub(crate) struct Out {
     /// The batches (one empty batch when the read produced none, so the schema is known).
     pub batches: Vec<RecordBatch>,

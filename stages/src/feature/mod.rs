@@ -123,7 +123,7 @@ pub const FEATURE_KEYS: &[KeySpec] = &[
         "tfidf",
         KeyType::Table,
         None,
-        "TF-IDF of a text column in long format: document (`row` or `key`), `term`, `tfidf`.",
+        "TF-IDF of a text column, long (`row` or `key`, `term`, `tfidf`) or wide (a column per term).",
     )
     .example("tfidf = { column = \"Description\", max_features = 1000, min_df = 2 }"),
 ];

@@ -344,3 +344,43 @@ fn freshness_decides_how_long_a_read_is_cached() {
     let (_, issues) = sources(json!({"url": "", "query": "SELECT 1"}));
     assert_eq!((issues[0].key.as_str(), issues[0].message.as_str()), ("url", "is empty"));
 }
+
+#[test]
+fn a_declared_schema_converts_the_result_and_catches_a_changed_table() {
+    let Some(mut db) = TestDb::new("contract") else { return };
+    db.exec(
+        "CREATE TABLE orders (id int4, amount numeric(10, 2), placed timestamptz, note text);
+         INSERT INTO orders VALUES (1, 12.50, '2011-12-09 12:50:00+00', '7'), (2, NULL, NULL, NULL);",
+    );
+    let schema = json!({"id": "int64", "amount": "float64", "placed": "timestamptz", "note": "int16"});
+    let out = read(db.cfg(json!({"table": "orders", "schema": schema}))).unwrap();
+    assert_eq!(
+        out.types(),
+        [
+            DataType::Int64,
+            DataType::Float64,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            DataType::Int16
+        ]
+    );
+    assert_eq!(
+        table(&out),
+        vec![
+            vec![
+                Some("1".into()),
+                Some("12.5".into()),
+                Some("2011-12-09 12:50:00.000000Z".into()),
+                Some("7".into())
+            ],
+            vec![Some("2".into()), None, None, None],
+        ]
+    );
+
+    // The table changes under the pipeline: the read fails at the contract, naming the column.
+    db.exec("ALTER TABLE orders ADD COLUMN channel text");
+    let err = read(db.cfg(json!({"table": "orders", "schema": schema}))).unwrap_err().to_string();
+    assert!(err.contains("column `channel` (string), which `schema` does not declare"), "{err}");
+    db.exec("ALTER TABLE orders DROP COLUMN channel; ALTER TABLE orders RENAME COLUMN amount TO total");
+    let err = read(db.cfg(json!({"table": "orders", "schema": schema}))).unwrap_err().to_string();
+    assert!(err.contains("`schema.amount`") && err.contains("declared but table"), "{err}");
+}

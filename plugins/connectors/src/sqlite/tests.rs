@@ -249,3 +249,54 @@ fn the_database_file_is_the_source() {
     let out = read(dir.path(), json!({"path": "shop.db", "table": "t"})).unwrap();
     assert_eq!(out.batches[0].num_rows(), 0);
 }
+
+#[test]
+fn a_declared_schema_fixes_the_output_and_is_checked_against_the_result() {
+    let (dir, _) = db("CREATE TABLE t (id INTEGER, price NUMERIC, label TEXT);
+         INSERT INTO t VALUES (1, 2.5, '10'), (2, NULL, NULL);");
+    let cfg = json!({"path": "shop.db", "table": "t",
+                     "schema": {"label": "int32", "id": "int64", "price": "float64"}});
+    // Known without opening the database, so validate can check downstream stages.
+    let obj = cfg.as_object().unwrap().clone();
+    let req = ReadRequest {
+        stage: "s",
+        config: &obj,
+        base_dir: Path::new("/nonexistent"),
+        on_error: OnError::Fail,
+        batch_size: 10,
+        incremental: None,
+    };
+    let declared = SqliteConnector.declared_schema(&req).unwrap();
+    assert_eq!(
+        declared.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(),
+        ["label", "id", "price"]
+    );
+
+    let out = read(dir.path(), cfg).unwrap();
+    assert_eq!(out.names(), ["label", "id", "price"], "the declared order");
+    assert_eq!(out.types(), [DataType::Int32, DataType::Int64, DataType::Float64]);
+    assert_eq!(out.batches[0].column(0).as_primitive::<arrow::datatypes::Int32Type>().value(0), 10);
+    assert!(out.batches[0].column(0).is_null(1));
+
+    let err = read(
+        dir.path(),
+        json!({"path": "shop.db", "table": "t", "schema": {"id": "int64", "price": "float64"}}),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("column `label` (string), which `schema` does not declare"), "{err}");
+    let err = read(
+        dir.path(),
+        json!({"path": "shop.db", "table": "t", "schema": {"id": "int64", "prise": "float64", "label": "string"}}),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("`schema.prise`") && err.contains("did you mean `price`"), "{err}");
+    let err = read(
+        dir.path(),
+        json!({"path": "shop.db", "query": "SELECT id, 'x' || label AS label FROM t", "schema": {"id": "int64", "label": "int64"}}),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("`schema.label`") && err.contains("x10"), "a value that does not convert: {err}");
+}

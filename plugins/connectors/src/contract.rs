@@ -1,0 +1,329 @@
+//! `schema = { ... }` on the database connectors: a contract for the result's exact columns.
+//!
+//! A database decides its result's types itself, so unlike a CSV file there is nothing to
+//! infer — but a pipeline still wants to know them without connecting (`sluice validate` in
+//! CI has no credentials) and to fail clearly when a table changes under it. The declared
+//! schema is therefore the whole output: the result must have exactly the declared columns
+//! (any order; the output follows the declaration), and each is converted to its declared
+//! type. A column that is missing, extra, or of a type that cannot convert fails before the
+//! first row is read, naming the column; a value that does not convert fails naming the
+//! column and the value.
+
+use std::sync::Arc;
+
+use arrow::array::ArrayRef;
+use arrow::compute::{CastOptions, can_cast_types, cast_with_options};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use serde_json::{Map, Value};
+use sluice_plugin::types::TYPE_NAMES;
+use sluice_plugin::{
+    BatchReader, ConfigIssue, ConnectorError, KeySpec, KeyType, Reject, parse_type_name, type_name,
+};
+
+use crate::options::Issues;
+use crate::suggest::did_you_mean;
+
+/// The `schema` key of the database connectors.
+pub(crate) const CONTRACT_KEY: KeySpec = KeySpec::optional(
+    "schema",
+    KeyType::Table,
+    None,
+    "The result's exact columns and types, in output order; values are converted to these types and a result with other columns fails. `sluice validate` then checks downstream stages without connecting",
+)
+.example("schema = { CustomerID = \"int64\", Country = \"string\", Amount = \"decimal(12, 2)\" }");
+
+/// Type names a contract accepts beyond the common ones: what database columns carry.
+const EXTRA_TYPES: &[&str] = &["int16", "timestamptz", "decimal(P, S)"];
+
+/// Reads one declared type: the common names, `int16`, `timestamptz` (UTC instants) and
+/// `decimal(P, S)`.
+fn parse_contract_type(name: &str) -> Option<DataType> {
+    if let Some(t) = parse_type_name(name) {
+        return Some(t);
+    }
+    let lower = name.trim().to_ascii_lowercase();
+    match lower.as_str() {
+        "int16" | "smallint" => return Some(DataType::Int16),
+        "timestamptz" => return Some(DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))),
+        _ => {}
+    }
+    let args = lower.strip_prefix("decimal")?.trim().strip_prefix('(')?.strip_suffix(')')?;
+    let (p, s) = args.split_once(',')?;
+    let (p, s): (u8, i8) = (p.trim().parse().ok()?, s.trim().parse().ok()?);
+    (1..=38).contains(&p).then_some(())?;
+    (0..=p as i8).contains(&s).then_some(())?;
+    Some(DataType::Decimal128(p, s))
+}
+
+/// How a contract names a type in messages.
+fn contract_type_name(ty: &DataType) -> String {
+    match ty {
+        DataType::Int16 => "int16".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
+        DataType::Decimal128(p, s) => format!("decimal({p}, {s})"),
+        other => type_name(other),
+    }
+}
+
+/// A declared result schema (None when the stage has no `schema` key).
+#[derive(Debug, Clone)]
+pub(crate) struct Contract {
+    schema: SchemaRef,
+}
+
+impl Contract {
+    /// Reads the `schema` key; problems go to `is`.
+    pub(crate) fn from_config(cfg: &Map<String, Value>, is: &mut Issues) -> Option<Self> {
+        let v = cfg.get("schema")?;
+        let Some(table) = v.as_object() else {
+            is.push(
+                ConfigIssue::new("schema", "must be a table of column name = type name")
+                    .with_help("e.g. schema = { CustomerID = \"int64\", Country = \"string\" }"),
+            );
+            return None;
+        };
+        if table.is_empty() {
+            is.push(
+                ConfigIssue::new("schema", "declares no columns")
+                    .with_help("list every column of the result, or remove `schema`"),
+            );
+            return None;
+        }
+        let mut fields = Vec::with_capacity(table.len());
+        let before = is.0.len();
+        for (col, ty) in table {
+            let key = format!("schema.{col}");
+            let Some(name) = ty.as_str() else {
+                is.push(ConfigIssue::new(key, format!("must be a type name string, not {ty}")));
+                continue;
+            };
+            match parse_contract_type(name) {
+                Some(dt) => fields.push(Field::new(col, dt, true)),
+                None => is.push(ConfigIssue::new(key, format!("unknown type `{name}`")).with_help(format!(
+                    "expected one of: {}, {}",
+                    TYPE_NAMES.join(", "),
+                    EXTRA_TYPES.join(", ")
+                ))),
+            }
+        }
+        (is.0.len() == before).then(|| Contract { schema: Arc::new(Schema::new(fields)) })
+    }
+
+    /// The output schema the contract fixes.
+    pub(crate) fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// Matches the result's actual schema against the contract; `source` describes the
+    /// query or table for messages.
+    pub(crate) fn bind(&self, actual: &Schema, source: &str) -> Result<Conform, ConnectorError> {
+        let names: Vec<&str> = actual.fields().iter().map(|f| f.name().as_str()).collect();
+        // Missing columns first: a renamed column then points at its declaration.
+        let mut columns = Vec::with_capacity(self.schema.fields().len());
+        for want in self.schema.fields() {
+            let key = format!("schema.{}", want.name());
+            let Some(i) = names.iter().position(|n| n == want.name()) else {
+                return Err(ConnectorError::config(
+                    key,
+                    format!(
+                        "column `{}` is declared but {source} has no such column{}",
+                        want.name(),
+                        did_you_mean(want.name(), names.iter().copied())
+                    ),
+                ));
+            };
+            let have = actual.field(i).data_type();
+            if have != want.data_type() && !can_cast_types(have, want.data_type()) {
+                return Err(ConnectorError::config(
+                    key,
+                    format!(
+                        "column `{}` of {source} is {}, which cannot be converted to the declared {}",
+                        want.name(),
+                        contract_type_name(have),
+                        contract_type_name(want.data_type())
+                    ),
+                ));
+            }
+            columns.push(i);
+        }
+        for f in actual.fields() {
+            if self.schema.field_with_name(f.name()).is_err() {
+                return Err(ConnectorError::config(
+                    "schema",
+                    format!(
+                        "{source} has column `{}` ({}), which `schema` does not declare{}",
+                        f.name(),
+                        contract_type_name(f.data_type()),
+                        did_you_mean(f.name(), self.schema.fields().iter().map(|f| f.name().as_str()))
+                    ),
+                ));
+            }
+        }
+        Ok(Conform { schema: self.schema(), columns })
+    }
+}
+
+/// A bound contract: where each declared column comes from in the result.
+#[derive(Debug, Clone)]
+pub(crate) struct Conform {
+    schema: SchemaRef,
+    columns: Vec<usize>,
+}
+
+impl Conform {
+    /// One result batch in the declared order and types.
+    pub(crate) fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch, ConnectorError> {
+        // Strict: a value that does not convert is an error, never a silent NULL.
+        let strict = CastOptions { safe: false, ..Default::default() };
+        let mut out: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
+        for (want, i) in self.schema.fields().iter().zip(&self.columns) {
+            let col = batch.column(*i);
+            if col.data_type() == want.data_type() {
+                out.push(Arc::clone(col));
+                continue;
+            }
+            let cast = cast_with_options(col, want.data_type(), &strict).map_err(|e| {
+                ConnectorError::config(
+                    format!("schema.{}", want.name()),
+                    format!(
+                        "a value of column `{}` cannot be converted to the declared {}: {e}",
+                        want.name(),
+                        contract_type_name(want.data_type())
+                    ),
+                )
+            })?;
+            out.push(cast);
+        }
+        RecordBatch::try_new(Arc::clone(&self.schema), out)
+            .map_err(|source| ConnectorError::Arrow { context: "applying `schema`".into(), source })
+    }
+}
+
+/// A reader whose batches are conformed to a contract.
+pub(crate) struct Conforming {
+    inner: Box<dyn BatchReader>,
+    conform: Conform,
+}
+
+impl Conforming {
+    /// Wraps `inner`, after checking its schema against `contract`.
+    pub(crate) fn wrap(
+        inner: Box<dyn BatchReader>,
+        contract: &Contract,
+        source: &str,
+    ) -> Result<Box<dyn BatchReader>, ConnectorError> {
+        let conform = contract.bind(&inner.schema(), source)?;
+        Ok(Box::new(Conforming { inner, conform }))
+    }
+}
+
+impl BatchReader for Conforming {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.conform.schema)
+    }
+
+    fn next_batch(&mut self) -> Option<Result<RecordBatch, ConnectorError>> {
+        Some(self.inner.next_batch()?.and_then(|b| self.conform.apply(&b)))
+    }
+
+    fn take_rejects(&mut self) -> Vec<Reject> {
+        self.inner.take_rejects()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use arrow::array::{Array, Decimal128Array, Float64Array, Int32Array, StringArray};
+    use serde_json::json;
+
+    use super::*;
+
+    fn contract(v: serde_json::Value) -> Result<Contract, Vec<ConfigIssue>> {
+        let mut is = Issues::default();
+        let c = Contract::from_config(v.as_object().unwrap(), &mut is);
+        match c {
+            Some(c) if is.0.is_empty() => Ok(c),
+            _ => Err(is.0),
+        }
+    }
+
+    fn result() -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("amount", DataType::Decimal128(10, 2), true),
+            Field::new("id", DataType::Int32, true),
+            Field::new("code", DataType::Utf8, true),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(
+                    Decimal128Array::from(vec![Some(1250), None]).with_precision_and_scale(10, 2).unwrap(),
+                ),
+                Arc::new(Int32Array::from(vec![Some(7), Some(8)])),
+                Arc::new(StringArray::from(vec![Some("12"), None])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_result_is_reordered_and_converted_to_the_declared_types() {
+        let c = contract(json!({"schema": {"id": "int64", "code": "int32", "amount": "float64"}})).unwrap();
+        let r = result();
+        let out = c.bind(&r.schema(), "query").unwrap().apply(&r).unwrap();
+        let names: Vec<String> = out.schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["id", "code", "amount"]);
+        assert_eq!(out.column(0).data_type(), &DataType::Int64);
+        assert_eq!(out.column(1).as_any().downcast_ref::<Int32Array>().unwrap().value(0), 12);
+        let amount = out.column(2).as_any().downcast_ref::<Float64Array>().unwrap();
+        assert_eq!(amount.value(0), 12.5);
+        assert!(amount.is_null(1), "NULL stays NULL");
+    }
+
+    #[test]
+    fn missing_extra_and_unconvertible_columns_are_named() {
+        let r = result();
+        let c = contract(json!({"schema": {"id": "int64", "amount": "float64"}})).unwrap();
+        let e = c.bind(&r.schema(), "query").unwrap_err().to_string();
+        assert!(e.contains("column `code` (string), which `schema` does not declare"), "{e}");
+
+        let c = contract(json!({"schema": {"idd": "int64", "code": "string", "amount": "decimal(10,2)"}}))
+            .unwrap();
+        let e = c.bind(&r.schema(), "table `t`").unwrap_err().to_string();
+        assert!(e.contains("`schema.idd`") && e.contains("no such column (did you mean `id`?)"), "{e}");
+
+        let c = contract(json!({"schema": {"id": "int64", "code": "string", "amount": "date"}})).unwrap();
+        let e = c.bind(&r.schema(), "query").unwrap_err().to_string();
+        assert!(
+            e.contains("`schema.amount`") && e.contains("decimal(10, 2), which cannot be converted"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_value_that_does_not_convert_fails_naming_the_column() {
+        let schema = Schema::new(vec![Field::new("code", DataType::Utf8, true)]);
+        let r = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(StringArray::from(vec!["12", "1x"]))])
+            .unwrap();
+        let c = contract(json!({"schema": {"code": "int64"}})).unwrap();
+        let e = c.bind(&r.schema(), "query").unwrap().apply(&r).unwrap_err().to_string();
+        assert!(e.contains("`schema.code`") && e.contains("1x"), "{e}");
+    }
+
+    #[test]
+    fn bad_declarations_are_reported_per_column() {
+        let issues =
+            contract(json!({"schema": {"a": "decimal(50, 2)", "b": 3, "c": "timestamptz"}})).unwrap_err();
+        let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["schema.a", "schema.b"]);
+        assert!(issues[0].help.as_deref().unwrap().contains("decimal(P, S)"));
+        assert_eq!(contract(json!({"schema": {}})).unwrap_err()[0].message, "declares no columns");
+        assert_eq!(
+            parse_contract_type("Decimal(12, 2)"),
+            Some(DataType::Decimal128(12, 2)),
+            "case and spaces do not matter"
+        );
+    }
+}
