@@ -22,6 +22,7 @@ use sluice_plugin::{
 };
 
 use crate::options::Issues;
+use crate::schema_decl::declared_columns;
 use crate::suggest::did_you_mean;
 
 /// The `schema` key of the database connectors.
@@ -75,38 +76,16 @@ pub(crate) struct Contract {
 impl Contract {
     /// Reads the `schema` key; problems go to `is`.
     pub(crate) fn from_config(cfg: &Map<String, Value>, is: &mut Issues) -> Option<Self> {
-        let v = cfg.get("schema")?;
-        let Some(table) = v.as_object() else {
-            is.push(
-                ConfigIssue::new("schema", "must be a table of column name = type name")
-                    .with_help("e.g. schema = { CustomerID = \"int64\", Country = \"string\" }"),
-            );
-            return None;
-        };
-        if table.is_empty() {
+        let before = is.0.len();
+        let expected = format!("{}, {}", TYPE_NAMES.join(", "), EXTRA_TYPES.join(", "));
+        let columns = declared_columns(cfg, is, parse_contract_type, &expected)?;
+        if columns.is_empty() && is.0.len() == before {
             is.push(
                 ConfigIssue::new("schema", "declares no columns")
                     .with_help("list every column of the result, or remove `schema`"),
             );
-            return None;
         }
-        let mut fields = Vec::with_capacity(table.len());
-        let before = is.0.len();
-        for (col, ty) in table {
-            let key = format!("schema.{col}");
-            let Some(name) = ty.as_str() else {
-                is.push(ConfigIssue::new(key, format!("must be a type name string, not {ty}")));
-                continue;
-            };
-            match parse_contract_type(name) {
-                Some(dt) => fields.push(Field::new(col, dt, true)),
-                None => is.push(ConfigIssue::new(key, format!("unknown type `{name}`")).with_help(format!(
-                    "expected one of: {}, {}",
-                    TYPE_NAMES.join(", "),
-                    EXTRA_TYPES.join(", ")
-                ))),
-            }
-        }
+        let fields: Vec<Field> = columns.into_iter().map(|(col, ty)| Field::new(col, ty, true)).collect();
         (is.0.len() == before).then(|| Contract { schema: Arc::new(Schema::new(fields)) })
     }
 

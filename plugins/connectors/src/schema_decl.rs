@@ -17,30 +17,8 @@ pub(crate) struct DeclaredSchema {
 impl DeclaredSchema {
     /// Reads the `schema` key (absent means nothing declared).
     pub(crate) fn from_config(cfg: &Map<String, Value>, is: &mut Issues) -> Self {
-        let Some(v) = cfg.get("schema") else { return Self::default() };
-        let Some(table) = v.as_object() else {
-            is.push(
-                ConfigIssue::new("schema", "must be a table of column name = type name")
-                    .with_help("e.g. schema = { Quantity = \"int64\" }"),
-            );
-            return Self::default();
-        };
-        let mut columns = Vec::with_capacity(table.len());
-        for (col, ty) in table {
-            let key = format!("schema.{col}");
-            let Some(name) = ty.as_str() else {
-                is.push(ConfigIssue::new(key, format!("must be a type name string, not {ty}")));
-                continue;
-            };
-            match parse_type_name(name) {
-                Some(dt) => columns.push((col.clone(), dt)),
-                None => is.push(
-                    ConfigIssue::new(key, format!("unknown type `{name}`"))
-                        .with_help(format!("expected one of: {}", TYPE_NAMES.join(", "))),
-                ),
-            }
-        }
-        DeclaredSchema { columns }
+        let columns = declared_columns(cfg, is, parse_type_name, &TYPE_NAMES.join(", "));
+        DeclaredSchema { columns: columns.unwrap_or_default() }
     }
 
     /// The declared type of `column`, if any.
@@ -66,6 +44,41 @@ impl DeclaredSchema {
         }
         Ok(())
     }
+}
+
+/// Reads `schema = { COLUMN = "type", ... }` in the order written, naming types with
+/// `parse` (`expected` lists the accepted names for the help). `None` when the key is
+/// absent or not a table; each bad entry is reported at `schema.COLUMN` and left out.
+pub(crate) fn declared_columns(
+    cfg: &Map<String, Value>,
+    is: &mut Issues,
+    parse: fn(&str) -> Option<DataType>,
+    expected: &str,
+) -> Option<Vec<(String, DataType)>> {
+    let v = cfg.get("schema")?;
+    let Some(table) = v.as_object() else {
+        is.push(
+            ConfigIssue::new("schema", "must be a table of column name = type name")
+                .with_help("e.g. schema = { Quantity = \"int64\" }"),
+        );
+        return None;
+    };
+    let mut columns = Vec::with_capacity(table.len());
+    for (col, ty) in table {
+        let key = format!("schema.{col}");
+        let Some(name) = ty.as_str() else {
+            is.push(ConfigIssue::new(key, format!("must be a type name string, not {ty}")));
+            continue;
+        };
+        match parse(name) {
+            Some(dt) => columns.push((col.clone(), dt)),
+            None => is.push(
+                ConfigIssue::new(key, format!("unknown type `{name}`"))
+                    .with_help(format!("expected one of: {expected}")),
+            ),
+        }
+    }
+    Some(columns)
 }
 
 /// "a" or "an" before a type name, for messages like "`abc` is not an int64".
