@@ -20,8 +20,9 @@ use parquet::arrow::arrow_writer::{
 };
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -156,12 +157,38 @@ impl ArtifactStore {
 /// its columns in parallel, while the stage keeps producing.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-/// Parquet settings for every artifact: zstd (fast level), dictionary pages.
-fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+/// Parquet settings for every artifact: zstd (fast level), dictionary pages, and min/max
+/// statistics for every column except top-level strings and binaries. Those statistics
+/// cost two byte comparisons per value (a tenth of a large collect's encoding time), and
+/// sluice reads whole artifacts, never pruning on a string range; see docs/decisions.md.
+fn writer_properties(schema: &SchemaRef) -> WriterProperties {
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build()
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    for field in schema.fields() {
+        if is_byte_array(field.data_type()) {
+            builder = builder.set_column_statistics_enabled(
+                ColumnPath::from(field.name().as_str()),
+                EnabledStatistics::None,
+            );
+        }
+    }
+    builder.build()
+}
+
+/// Whether a column is stored as a Parquet byte array (strings, binaries, and their
+/// dictionary-encoded forms).
+fn is_byte_array(ty: &DataType) -> bool {
+    match ty {
+        DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Utf8View
+        | DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView => true,
+        DataType::Dictionary(_, v) => is_byte_array(v),
+        _ => false,
+    }
 }
 
 /// The Parquet file being written: a file writer plus the factory of per-column encoders.
@@ -180,7 +207,7 @@ impl ParquetSink {
         let arrow = ArrowWriter::try_new(
             BufWriter::with_capacity(1 << 20, file),
             schema.clone(),
-            Some(writer_properties()),
+            Some(writer_properties(&schema)),
         )?;
         let (writer, factory) = arrow.into_serialized_writer()?;
         Ok(ParquetSink { writer, factory, schema, row_groups: 0 })
@@ -480,13 +507,48 @@ impl OutputWriter {
     }
 
     /// Finishes the file and returns the dataset as downstream stages will see it.
-    pub fn finish(mut self) -> Result<(OutputInfo, Dataset), StageError> {
+    pub fn finish(self) -> Result<(OutputInfo, Dataset), StageError> {
+        match self.finish_deferred()? {
+            (info, ds, None) => Ok((info, ds)),
+            (mut info, ds, Some(pending)) => {
+                info.bytes = pending.wait()?;
+                Ok((info, ds))
+            }
+        }
+    }
+
+    /// Like [`OutputWriter::finish`], but when the rows are held in memory and a background
+    /// encoder is still busy, returns at once with the encoder as a [`PendingFile`]:
+    /// downstream stages can start on the in-memory rows while the Parquet file is
+    /// completed. `info.bytes` is 0 until the pending file is waited for.
+    pub fn finish_deferred(mut self) -> Result<(OutputInfo, Dataset, Option<PendingFile>), StageError> {
+        let deferrable = self.retained.is_some()
+            && self.partitioned.is_none()
+            && matches!(self.encoder, Encoder::Background { .. });
+        if deferrable && let Encoder::Background { tx, handle } = &mut self.encoder {
+            let pending = std::mem::take(&mut self.pending);
+            self.pending_rows = 0;
+            if !pending.is_empty()
+                && let Some(t) = tx.as_ref()
+            {
+                // A send error means the thread already failed; waiting says why.
+                let _ = t.send(pending);
+            }
+            *tx = None;
+            let handle =
+                handle.take().ok_or_else(|| StageError::Internal("output writer closed twice".into()))?;
+            let info = OutputInfo { file: format!("{}.parquet", self.name), rows: self.rows, bytes: 0 };
+            let batches = self.retained.take().unwrap_or_default();
+            let ds = Dataset::in_memory(self.schema.clone(), self.final_path.clone(), self.rows, 0, batches);
+            let file = PendingFile { name: self.name.clone(), path: self.tmp_path.clone(), handle };
+            return Ok((info, ds, Some(file)));
+        }
         self.close_file()?;
         if let Some((dir, carried)) = self.partitioned.take() {
             let mut ds = Dataset::open(&dir)?;
             let info = OutputInfo { file: self.name.clone(), rows: carried + self.rows, bytes: ds.bytes };
             ds.path = self.final_path.clone();
-            return Ok((info, ds));
+            return Ok((info, ds, None));
         }
         let bytes = fs::metadata(&self.tmp_path).map_err(|e| StageError::io(&self.tmp_path, e))?.len();
         let info = OutputInfo { file: format!("{}.parquet", self.name), rows: self.rows, bytes };
@@ -499,7 +561,40 @@ impl OutputWriter {
                 d
             })?,
         };
-        Ok((info, ds))
+        Ok((info, ds, None))
+    }
+}
+
+/// An output's Parquet file still being encoded on its writer thread.
+pub struct PendingFile {
+    name: String,
+    path: PathBuf,
+    handle: JoinHandle<Result<(), ParquetError>>,
+}
+
+impl std::fmt::Debug for PendingFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingFile").field("name", &self.name).field("path", &self.path).finish()
+    }
+}
+
+impl PendingFile {
+    /// The output's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Waits until the file is complete and returns its size.
+    pub fn wait(self) -> Result<u64, StageError> {
+        let path = self.path;
+        match self.handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(source)) => return Err(StageError::Parquet { path, source }),
+            Err(_) => {
+                return Err(StageError::Internal(format!("the writer thread of `{}` panicked", self.name)));
+            }
+        }
+        Ok(fs::metadata(&path).map_err(|e| StageError::io(&path, e))?.len())
     }
 }
 
@@ -627,5 +722,59 @@ mod tests {
         ds.path = tmp.join("data.parquet");
         let back = arrow::compute::concat_batches(&schema, &ds.read_all().unwrap()).unwrap();
         assert_eq!(back, full);
+    }
+
+    #[test]
+    fn a_large_in_memory_output_is_handed_on_before_its_file_is_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::new(dir.path());
+        let tmp = store.begin("k4", "r1", "s").unwrap();
+        let n = (ROW_GROUP_ROWS * 2 + 77) as i64;
+        let full = batch(n);
+        let mut w = OutputWriter::create("data", full.schema(), &tmp, &store.dir("k4"), 1 << 30).unwrap();
+        w.write(full.clone()).unwrap();
+        let (info, ds, pending) = w.finish_deferred().unwrap();
+        let pending = pending.expect("a background encoder was running, so the file is pending");
+        assert_eq!((info.rows, info.bytes), (n as u64, 0), "the size is known only once the file is done");
+        let rows: Vec<RecordBatch> = ds.memory().expect("rows stay in memory").to_vec();
+        assert_eq!(arrow::compute::concat_batches(&full.schema(), &rows).unwrap(), full);
+        let bytes = pending.wait().unwrap();
+        let path = tmp.join("data.parquet");
+        assert_eq!(bytes, fs::metadata(&path).unwrap().len());
+        let back = Dataset::open(&path).unwrap().read_all().unwrap();
+        assert_eq!(arrow::compute::concat_batches(&full.schema(), &back).unwrap(), full);
+
+        // A small output is encoded inline and is complete on return.
+        let tmp = store.begin("k5", "r1", "s").unwrap();
+        let mut w = OutputWriter::create("data", full.schema(), &tmp, &store.dir("k5"), 1 << 30).unwrap();
+        w.write(batch(10)).unwrap();
+        let (info, _, pending) = w.finish_deferred().unwrap();
+        assert!(pending.is_none());
+        assert_eq!(info.bytes, fs::metadata(tmp.join("data.parquet")).unwrap().len());
+    }
+
+    #[test]
+    fn a_pending_file_whose_encoder_failed_reports_the_file() {
+        let handle = std::thread::spawn(|| Err(ParquetError::General("no space left on device".into())));
+        let file =
+            PendingFile { name: "data".into(), path: PathBuf::from("/state/tmp/k/data.parquet"), handle };
+        let err = file.wait().unwrap_err().to_string();
+        assert!(err.contains("/state/tmp/k/data.parquet") && err.contains("no space left"), "{err}");
+    }
+
+    #[test]
+    fn string_columns_carry_no_statistics_and_numbers_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::new(dir.path());
+        let tmp = store.begin("k6", "r1", "s").unwrap();
+        let b = batch(1000);
+        let mut w = OutputWriter::create("data", b.schema(), &tmp, &store.dir("k6"), 0).unwrap();
+        w.write(b).unwrap();
+        w.finish().unwrap();
+        let file = File::open(tmp.join("data.parquet")).unwrap();
+        let meta = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        let group = meta.metadata().row_group(0);
+        assert!(group.column(0).statistics().is_some_and(|s| s.min_bytes_opt().is_some()), "id has min/max");
+        assert!(group.column(1).statistics().is_none_or(|s| s.min_bytes_opt().is_none()), "name has none");
     }
 }

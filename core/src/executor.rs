@@ -2,13 +2,13 @@
 //! memory while written to Parquet, a failed stage stopping only its downstream.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
 use indexmap::IndexMap;
 
-use crate::artifact::{ArtifactStore, Manifest};
+use crate::artifact::{ArtifactStore, Manifest, PendingFile};
 use crate::dataset::Dataset;
 use crate::error::{CoreError, StageError};
 use crate::graph::downstream_closure;
@@ -79,6 +79,49 @@ enum Produced {
 struct Done {
     manifest: Manifest,
     outputs: IndexMap<String, Dataset>,
+    /// Set when output files are still being encoded: the artifact is committed later.
+    deferred: Option<Deferred>,
+}
+
+/// A stage whose outputs are computed (and handed on in memory) while their Parquet files
+/// are still being encoded: what is needed to commit its artifact once they are complete.
+struct Deferred {
+    tmp: PathBuf,
+    files: Vec<PendingFile>,
+}
+
+impl Deferred {
+    /// Waits for every file, records the sizes and commits; a failed file fails the stage and
+    /// its temp dir is removed, as for any failed stage.
+    fn commit(self, store: &ArtifactStore, mut manifest: Manifest) -> Result<Manifest, StageError> {
+        let mut failed = None;
+        // Every file is waited for, even after a failure, so no writer outlives the run.
+        for file in self.files {
+            let name = file.name().to_string();
+            match file.wait() {
+                Ok(bytes) => {
+                    if let Some(o) = manifest.outputs.get_mut(&name) {
+                        o.bytes = bytes;
+                    }
+                }
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        if let Some(e) = failed {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+            return Err(e);
+        }
+        store.commit(&self.tmp, &manifest)?;
+        Ok(manifest)
+    }
+}
+
+/// What a stage's thread reports to the executor.
+enum Report {
+    /// The stage ran; `Done::deferred` says whether its artifact is committed yet.
+    Computed { i: usize, result: Result<Done, StageError>, started: Instant },
+    /// A deferred artifact was committed (or failed to be).
+    Committed { i: usize, result: Result<Manifest, StageError>, started: Instant },
 }
 
 fn emit(observers: &[&dyn RunObserver], event: RunEvent<'_>) {
@@ -198,14 +241,17 @@ pub fn execute(
     let mut unstarted = consumers.clone();
 
     let jobs = opts.jobs.max(1);
-    let (tx, rx) = mpsc::channel::<(usize, Result<Done, StageError>, String, String, f64)>();
+    let (tx, rx) = mpsc::channel::<Report>();
     std::thread::scope(|scope| {
         let mut running = 0usize;
+        // Stages computed whose artifacts are still being committed.
+        let mut committing = 0usize;
         let mut workers = Workers::new(scope);
         loop {
             // Launch every ready stage, in plan order, up to `jobs`.
             for ps in &plan.stages {
-                if running >= jobs {
+                // A stage still writing its files counts: `--jobs 1` means one stage at a time.
+                if running + committing >= jobs {
                     break;
                 }
                 let i = ps.index;
@@ -238,7 +284,7 @@ pub fn execute(
                 }
                 let started = now_rfc3339();
                 record.stages[k].status = StageStatus::Running;
-                record.stages[k].started_at = Some(started.clone());
+                record.stages[k].started_at = Some(started);
                 record.stages[k].rows_in = Some(inputs.iter().map(|x| x.dataset.rows).sum());
                 emit(observers, RunEvent::StageStarted { stage: &record.stages[k], run: &record });
                 tracing::info!(stage = %ps.name, reason = %ps.reason, "stage started");
@@ -279,29 +325,69 @@ pub fn execute(
                             .unwrap_or_else(|| "unknown panic".to_string());
                         Err(StageError::Internal(format!("stage panicked: {msg}")))
                     });
-                    let ms = t.elapsed().as_secs_f64() * 1000.0;
-                    let _ = tx.send((i, result, started, now_rfc3339(), ms));
+                    let _ = tx.send(Report::Computed { i, result, started: t });
                 });
             }
-            if running == 0 {
+            if running == 0 && committing == 0 {
                 break;
             }
-            let Ok((i, result, _started, finished, ms)) = rx.recv() else { break };
-            running -= 1;
+            let Ok(report) = rx.recv() else { break };
+            // A stage's artifact is complete: it succeeded.
+            let (i, committed, started) = match report {
+                Report::Computed { i, result, started } => {
+                    running -= 1;
+                    // Release in-memory copies nobody still needs.
+                    for j in p.upstream(i) {
+                        consumers[j] = consumers[j].saturating_sub(1);
+                        if consumers[j] == 0
+                            && let Some(Produced::Open(outs)) = &mut produced[j]
+                        {
+                            outs.values_mut().for_each(Dataset::release_memory);
+                        }
+                    }
+                    match result {
+                        Ok(Done { manifest, outputs, deferred: None }) => {
+                            produced[i] = Some(Produced::Open(outputs));
+                            (i, Ok(manifest), started)
+                        }
+                        Ok(Done { manifest, outputs, deferred: Some(deferred) }) => {
+                            // Downstream stages start on the rows in memory now; the stage
+                            // finishes once its files are complete and committed.
+                            produced[i] = Some(Produced::Open(outputs));
+                            committing += 1;
+                            let tx = tx.clone();
+                            let store = &store;
+                            scope.spawn(move || {
+                                let result = deferred.commit(store, manifest);
+                                let _ = tx.send(Report::Committed { i, result, started });
+                            });
+                            continue;
+                        }
+                        Err(e) => (i, Err(e), started),
+                    }
+                }
+                Report::Committed { i, result, started } => {
+                    committing -= 1;
+                    (i, result, started)
+                }
+            };
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            let finished = now_rfc3339();
             let k = pos[i];
-            match result {
-                Ok(done) => {
+            match committed {
+                Ok(manifest) => {
                     let rec = &mut record.stages[k];
                     rec.status = StageStatus::Succeeded;
                     rec.cache = Some(CacheStatus::Miss);
                     rec.finished_at = Some(finished);
                     rec.duration_ms = Some(round3(ms));
-                    rec.rows_out = Some(rows_out(&done.manifest));
-                    rec.bytes_out = Some(done.manifest.outputs.values().map(|o| o.bytes).sum());
-                    rec.outputs =
-                        done.outputs.iter().map(|(k, d)| (k.clone(), d.path.display().to_string())).collect();
-                    rec.metrics = done.manifest.metrics.clone();
-                    produced[i] = Some(Produced::Open(done.outputs));
+                    rec.rows_out = Some(rows_out(&manifest));
+                    rec.bytes_out = Some(manifest.outputs.values().map(|o| o.bytes).sum());
+                    if let Some(Produced::Open(outs)) = &produced[i] {
+                        rec.outputs =
+                            outs.iter().map(|(k, d)| (k.clone(), d.path.display().to_string())).collect();
+                    }
+                    rec.metrics = manifest.metrics;
                     let ps = &plan.stages[k];
                     state.stages.insert(ps.name.clone(), ps.state(&p.stages[i].config_hash));
                     tracing::info!(stage = %ps.name, ms = round3(ms), "stage finished");
@@ -314,15 +400,6 @@ pub fn execute(
                     fail_stage(&mut record, k, &finished, ms, text, &p.redactor);
                     emit(observers, RunEvent::StageFinished { stage: &record.stages[k], run: &record });
                     skip_downstream(p, i, &pos, &mut record, observers);
-                }
-            }
-            // Release in-memory copies nobody still needs.
-            for j in p.upstream(i) {
-                consumers[j] = consumers[j].saturating_sub(1);
-                if consumers[j] == 0
-                    && let Some(Produced::Open(outs)) = &mut produced[j]
-                {
-                    outs.values_mut().for_each(Dataset::release_memory);
                 }
             }
         }
@@ -506,6 +583,7 @@ fn run_stage(
         observers,
         previous_key,
         store: Some(store.clone()),
+        pending: Vec::new(),
     };
     let result = stage.run(&mut ctx, inputs).and_then(|()| {
         let missing: Vec<&String> = spec.outputs.iter().filter(|o| !ctx.outputs.contains_key(*o)).collect();
@@ -516,6 +594,10 @@ fn run_stage(
         }
     });
     if let Err(e) = result {
+        // Let writers still encoding finish before their directory goes.
+        for file in std::mem::take(&mut ctx.pending) {
+            let _ = file.wait();
+        }
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
@@ -530,8 +612,12 @@ fn run_stage(
         metrics: std::mem::take(&mut ctx.metrics),
     };
     let outputs = std::mem::take(&mut ctx.outputs).into_iter().map(|(k, (_, d))| (k, d)).collect();
-    store.commit(&tmp, &manifest)?;
-    Ok(Done { manifest, outputs })
+    let files = std::mem::take(&mut ctx.pending);
+    if files.is_empty() {
+        store.commit(&tmp, &manifest)?;
+        return Ok(Done { manifest, outputs, deferred: None });
+    }
+    Ok(Done { manifest, outputs, deferred: Some(Deferred { tmp, files }) })
 }
 
 #[cfg(test)]
@@ -552,13 +638,21 @@ mod tests {
     use crate::spec::StageSpec;
     use crate::stage::Stage;
 
-    /// Emits one row: 1 + the sum of its inputs' first values, so results show data flow.
-    struct Sum;
-    struct SumStage;
+    /// Emits 1 + the sum of its inputs' first column, so results show data flow; padded
+    /// with zero rows up to `rows` (a large output is encoded in the background).
+    struct Sum {
+        name: &'static str,
+        rows: usize,
+    }
+    struct SumStage {
+        rows: usize,
+    }
+
+    const SUM: Sum = Sum { name: "sum", rows: 1 };
 
     impl StageKind for Sum {
         fn name(&self) -> &'static str {
-            "sum"
+            self.name
         }
         fn doc(&self) -> &'static str {
             "test"
@@ -585,7 +679,7 @@ mod tests {
             Ok(None)
         }
         fn build(&self, _: &StageSpec, _: &Registry) -> Result<Box<dyn Stage>, StageError> {
-            Ok(Box::new(SumStage))
+            Ok(Box::new(SumStage { rows: self.rows }))
         }
     }
 
@@ -600,10 +694,18 @@ mod tests {
                 }
             }
             let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
-            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![total]))])
+            let mut w = ctx.output("data", schema.clone())?;
+            let mut first = Some(total);
+            for start in (0..self.rows).step_by(10_000) {
+                let n = 10_000.min(self.rows - start);
+                let values = first.take().into_iter().chain(std::iter::repeat(0)).take(n);
+                let batch = RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(Int64Array::from_iter_values(values))],
+                )
                 .map_err(|e| StageError::arrow("test", e))?;
-            let mut w = ctx.output("data", schema)?;
-            w.write(batch)?;
+                w.write(batch)?;
+            }
             ctx.finish(w)
         }
     }
@@ -648,7 +750,7 @@ mod tests {
                 if a < b && !upstream[b].contains(&a) { upstream[b].push(a); }
             }
             let mut registry = Registry::new();
-            registry.add_kind(Arc::new(Sum));
+            registry.add_kind(Arc::new(SUM));
             let dir = tempfile::tempdir().unwrap();
             let file = SourceFile::new(dir.path().join("p.toml"), pipeline_text(n, &upstream));
             let p = compile(&file, &registry, &CompileOptions { overrides: &[], env: &|_| None }).unwrap();
@@ -671,5 +773,42 @@ mod tests {
             let plan2 = crate::plan::plan(&p, &registry, dir.path(), &Default::default()).unwrap();
             prop_assert!(plan2.stages.iter().all(|s| s.action == Action::Cached));
         }
+    }
+
+    /// A large output is handed on while its file is still encoding; the stage succeeds
+    /// only once the artifact is committed, with its real size, and a re-run is cached.
+    #[test]
+    fn large_outputs_are_committed_after_downstream_starts_on_them() {
+        let mut registry = Registry::new();
+        registry.add_kind(Arc::new(SUM));
+        registry.add_kind(Arc::new(Sum { name: "big", rows: 300_000 }));
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[pipeline]\nname = \"big\"\n\n[stages.a]\nkind = \"big\"\n\n\
+                    [stages.b]\nkind = \"sum\"\ninputs = [\"a\"]\n\n[stages.c]\nkind = \"big\"\ninputs = [\"a\", \"b\"]\n";
+        let file = SourceFile::new(dir.path().join("p.toml"), text.to_string());
+        let p = compile(&file, &registry, &CompileOptions { overrides: &[], env: &|_| None }).unwrap();
+        let plan = crate::plan::plan(&p, &registry, dir.path(), &Default::default()).unwrap();
+        let log = Log::default();
+        let rec = execute(&p, &registry, dir.path(), &plan, &ExecOptions::default(), &[&log]).unwrap();
+        assert_eq!(rec.status, RunStatus::Succeeded);
+        for stage in &rec.stages {
+            assert_eq!(stage.status, StageStatus::Succeeded, "{}", stage.name);
+            let path = &stage.outputs["data"];
+            assert_eq!(stage.bytes_out, Some(std::fs::metadata(path).unwrap().len()), "{}", stage.name);
+        }
+        let store = ArtifactStore::new(dir.path());
+        let first = |stage: usize| {
+            let (_, outs) = store.open_outputs(&rec.stages[stage].cache_key).unwrap();
+            let batches = outs["data"].read_all().unwrap();
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            let v = batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+            (rows, v)
+        };
+        // a = 1; b = 1 + 1; c = 1 + (1 + 2), each from the rows handed on in memory.
+        assert_eq!([first(0), first(1), first(2)], [(300_000, 1), (1, 2), (300_000, 4)]);
+        let finished = log.0.lock().unwrap().iter().filter(|e| !e.1).count();
+        assert_eq!(finished, 3, "every stage reports finishing once");
+        let again = crate::plan::plan(&p, &registry, dir.path(), &Default::default()).unwrap();
+        assert!(again.stages.iter().all(|s| s.action == Action::Cached));
     }
 }

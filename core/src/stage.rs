@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use arrow::datatypes::SchemaRef;
 use indexmap::IndexMap;
 
-use crate::artifact::{OutputInfo, OutputWriter};
+use crate::artifact::{OutputInfo, OutputWriter, PendingFile};
 use crate::dataset::Dataset;
 use crate::error::StageError;
 use crate::observer::{RunEvent, RunObserver};
@@ -48,6 +48,8 @@ pub struct StageContext<'a> {
     pub(crate) observers: &'a [&'a dyn RunObserver],
     pub(crate) previous_key: Option<String>,
     pub(crate) store: Option<crate::artifact::ArtifactStore>,
+    /// Outputs whose Parquet files are still being encoded (see [`PendingFile`]).
+    pub(crate) pending: Vec<PendingFile>,
 }
 
 /// The artifact this stage committed in its last successful run (for stages that build on
@@ -104,11 +106,14 @@ impl<'a> StageContext<'a> {
         Some(Previous { manifest, outputs })
     }
 
-    /// Completes an output started with [`StageContext::output`].
+    /// Completes an output started with [`StageContext::output`]. A large output held in
+    /// memory may still be encoding when this returns: the executor hands its rows on and
+    /// commits the artifact once the file is complete.
     pub fn finish(&mut self, writer: OutputWriter) -> Result<(), StageError> {
         let name = writer.name().to_string();
-        let done = writer.finish()?;
-        self.outputs.insert(name, done);
+        let (info, ds, pending) = writer.finish_deferred()?;
+        self.outputs.insert(name, (info, ds));
+        self.pending.extend(pending);
         Ok(())
     }
 
