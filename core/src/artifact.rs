@@ -159,7 +159,7 @@ const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Parquet settings for every artifact: zstd (fast level), dictionary pages, and min/max
 /// statistics for every column except top-level strings and binaries. Those statistics
-/// cost two byte comparisons per value (a tenth of a large collect's encoding time), and
+/// cost two byte comparisons per value (a tenth of the retail RFM run's user CPU), and
 /// sluice reads whole artifacts, never pruning on a string range; see docs/decisions.md.
 fn writer_properties(schema: &SchemaRef) -> WriterProperties {
     let mut builder = WriterProperties::builder()
@@ -510,8 +510,9 @@ impl OutputWriter {
     pub fn finish(self) -> Result<(OutputInfo, Dataset), StageError> {
         match self.finish_deferred()? {
             (info, ds, None) => Ok((info, ds)),
-            (mut info, ds, Some(pending)) => {
+            (mut info, mut ds, Some(pending)) => {
                 info.bytes = pending.wait()?;
+                ds.bytes = info.bytes;
                 Ok((info, ds))
             }
         }

@@ -332,7 +332,7 @@ pub fn execute(
                 break;
             }
             let Ok(report) = rx.recv() else { break };
-            // A stage's artifact is complete: it succeeded.
+            // Which stage is done — committed, or failed — or hand a computed one to a committer.
             let (i, committed, started) = match report {
                 Report::Computed { i, result, started } => {
                     running -= 1;
