@@ -643,12 +643,15 @@ mod tests {
     struct Sum {
         name: &'static str,
         rows: usize,
+        /// Removes its temp dir after writing, so committing the artifact fails.
+        sabotage: bool,
     }
     struct SumStage {
         rows: usize,
+        sabotage: bool,
     }
 
-    const SUM: Sum = Sum { name: "sum", rows: 1 };
+    const SUM: Sum = Sum { name: "sum", rows: 1, sabotage: false };
 
     impl StageKind for Sum {
         fn name(&self) -> &'static str {
@@ -679,7 +682,7 @@ mod tests {
             Ok(None)
         }
         fn build(&self, _: &StageSpec, _: &Registry) -> Result<Box<dyn Stage>, StageError> {
-            Ok(Box::new(SumStage { rows: self.rows }))
+            Ok(Box::new(SumStage { rows: self.rows, sabotage: self.sabotage }))
         }
     }
 
@@ -706,7 +709,12 @@ mod tests {
                 .map_err(|e| StageError::arrow("test", e))?;
                 w.write(batch)?;
             }
-            ctx.finish(w)
+            ctx.finish(w)?;
+            if self.sabotage {
+                std::fs::remove_dir_all(ctx.artifact_dir())
+                    .map_err(|e| StageError::io(ctx.artifact_dir(), e))?;
+            }
+            Ok(())
         }
     }
 
@@ -781,7 +789,7 @@ mod tests {
     fn large_outputs_are_committed_after_downstream_starts_on_them() {
         let mut registry = Registry::new();
         registry.add_kind(Arc::new(SUM));
-        registry.add_kind(Arc::new(Sum { name: "big", rows: 300_000 }));
+        registry.add_kind(Arc::new(Sum { name: "big", rows: 300_000, sabotage: false }));
         let dir = tempfile::tempdir().unwrap();
         let text = "[pipeline]\nname = \"big\"\n\n[stages.a]\nkind = \"big\"\n\n\
                     [stages.b]\nkind = \"sum\"\ninputs = [\"a\"]\n\n[stages.c]\nkind = \"big\"\ninputs = [\"a\", \"b\"]\n";
@@ -810,5 +818,28 @@ mod tests {
         assert_eq!(finished, 3, "every stage reports finishing once");
         let again = crate::plan::plan(&p, &registry, dir.path(), &Default::default()).unwrap();
         assert!(again.stages.iter().all(|s| s.action == Action::Cached));
+    }
+
+    /// When a deferred artifact cannot be committed, the stage fails with the reason, the
+    /// run fails, and the next plan runs the stage again; nothing half-written is kept.
+    #[test]
+    fn a_deferred_artifact_that_cannot_be_committed_fails_its_stage() {
+        let mut registry = Registry::new();
+        registry.add_kind(Arc::new(SUM));
+        registry.add_kind(Arc::new(Sum { name: "broken", rows: 300_000, sabotage: true }));
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[pipeline]\nname = \"broken\"\n\n[stages.a]\nkind = \"broken\"\n\n\
+                    [stages.b]\nkind = \"sum\"\ninputs = [\"a\"]\n";
+        let file = SourceFile::new(dir.path().join("p.toml"), text.to_string());
+        let p = compile(&file, &registry, &CompileOptions { overrides: &[], env: &|_| None }).unwrap();
+        let plan = crate::plan::plan(&p, &registry, dir.path(), &Default::default()).unwrap();
+        let rec = execute(&p, &registry, dir.path(), &plan, &ExecOptions::default(), &[]).unwrap();
+        assert_eq!(rec.status, RunStatus::Failed);
+        let a = &rec.stages[0];
+        assert_eq!(a.status, StageStatus::Failed);
+        assert!(a.error.as_deref().is_some_and(|e| e.contains("data.parquet")), "{:?}", a.error);
+        assert!(!ArtifactStore::new(dir.path()).exists(&a.cache_key));
+        let again = crate::plan::plan(&p, &registry, dir.path(), &Default::default()).unwrap();
+        assert_eq!(again.stages[0].action, Action::Run);
     }
 }
