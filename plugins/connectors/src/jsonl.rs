@@ -492,12 +492,13 @@ mod tests {
             .unwrap();
         let cfg = json!({"path": "*.jsonl", "schema": {"t": "timestamp", "n": "float64", "extra": "string"}});
         let out = read(dir.path(), cfg, OnError::Fail).unwrap();
-        let schema = out.batches[0].schema();
+        let all = out.combined();
+        let schema = all.schema();
         assert_eq!(schema.field(0).data_type(), &DataType::Timestamp(TimeUnit::Microsecond, None));
         assert_eq!(schema.field(1).data_type(), &DataType::Float64);
         assert_eq!(schema.field(2).name(), "extra");
-        let n = out.batches[0].column(1).as_primitive::<Float64Type>();
+        let n = all.column(1).as_primitive::<Float64Type>();
         assert_eq!(n.values(), &[1.0, 2.0]);
-        assert!(out.batches[0].column(2).is_null(0));
+        assert!(all.column(2).is_null(0));
     }
 }

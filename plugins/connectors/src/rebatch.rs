@@ -31,14 +31,29 @@ impl Rebatcher {
         }
     }
 
-    /// A full batch, if enough rows are buffered.
+    /// The next batch, if one is ready: the oldest buffered batch as it is (sliced to at
+    /// most `size` rows) when it holds at least a quarter of `size`, else `size` rows merged
+    /// from small ones once that many are buffered.
     pub(crate) fn pop_full(&mut self) -> Result<Option<RecordBatch>, ArrowError> {
-        if self.rows >= self.size { self.take(self.size).map(Some) } else { Ok(None) }
+        match self.queue.front().map(RecordBatch::num_rows) {
+            Some(front) if front >= self.pass_through() => self.take(front.min(self.size)).map(Some),
+            _ if self.rows >= self.size => self.take(self.size).map(Some),
+            _ => Ok(None),
+        }
     }
 
-    /// Whatever is left (at the end of the input).
+    /// What is left, at most `size` rows at a time (at the end of the input).
     pub(crate) fn pop_rest(&mut self) -> Result<Option<RecordBatch>, ArrowError> {
-        if self.rows > 0 { self.take(self.rows).map(Some) } else { Ok(None) }
+        if let Some(b) = self.pop_full()? {
+            return Ok(Some(b));
+        }
+        if self.rows > 0 { self.take(self.rows.min(self.size)).map(Some) } else { Ok(None) }
+    }
+
+    /// Batches at least this large are handed on uncopied: merging them would copy every
+    /// row once more (and fault in fresh memory for it) for no gain downstream.
+    fn pass_through(&self) -> usize {
+        (self.size / 4).max(1)
     }
 
     fn take(&mut self, n: usize) -> Result<RecordBatch, ArrowError> {
@@ -78,22 +93,54 @@ mod tests {
         RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from_iter_values(vals))]).unwrap()
     }
 
-    #[test]
-    fn batches_come_out_at_the_requested_size_whatever_goes_in() {
-        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]));
-        let mut r = Rebatcher::new(schema.clone(), 4);
-        r.push(batch(&schema, 0..3));
-        assert!(r.pop_full().unwrap().is_none());
-        r.push(batch(&schema, 3..10));
+    fn drain(r: &mut Rebatcher) -> Vec<RecordBatch> {
         let mut out = Vec::new();
         while let Some(b) = r.pop_full().unwrap() {
             out.push(b);
         }
-        out.extend(r.pop_rest().unwrap());
+        while let Some(b) = r.pop_rest().unwrap() {
+            out.push(b);
+        }
+        out
+    }
+
+    fn values(batches: &[RecordBatch]) -> Vec<i64> {
+        let all = concat_batches(&batches[0].schema(), batches).unwrap();
+        all.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()
+    }
+
+    #[test]
+    fn small_batches_are_merged_and_large_ones_split_in_order() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]));
+        let mut r = Rebatcher::new(schema.clone(), 8);
+        // Below a quarter of the size: buffered until 8 rows can be merged.
+        r.push(batch(&schema, 0..1));
+        assert!(r.pop_full().unwrap().is_none());
+        for i in 1..9 {
+            r.push(batch(&schema, i..i + 1));
+        }
+        r.push(batch(&schema, 9..30));
+        let out = drain(&mut r);
         let sizes: Vec<_> = out.iter().map(RecordBatch::num_rows).collect();
-        assert_eq!(sizes, [4, 4, 2]);
-        let last = out[2].column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-        assert_eq!(last.values(), &[8, 9]);
+        // 8 merged singles; then the 9th single with 7 rows of the big batch; then the rest
+        // of the big batch (14 rows) is passed through, cut at 8.
+        assert_eq!(sizes, [8, 8, 8, 6]);
+        assert_eq!(values(&out), (0..30).collect::<Vec<_>>());
         assert!(r.pop_rest().unwrap().is_none());
+    }
+
+    #[test]
+    fn batches_of_a_quarter_of_the_size_or_more_pass_through_uncopied() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]));
+        let mut r = Rebatcher::new(schema.clone(), 8);
+        let input = batch(&schema, 0..3);
+        r.push(input.clone());
+        let out = r.pop_full().unwrap().expect("3 rows are at least a quarter of 8");
+        assert_eq!(
+            out.column(0).to_data().buffers()[0].as_ptr(),
+            input.column(0).to_data().buffers()[0].as_ptr()
+        );
+        r.push(batch(&schema, 3..5));
+        assert_eq!(drain(&mut r).iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), [2]);
     }
 }

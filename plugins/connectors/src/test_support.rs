@@ -39,6 +39,11 @@ impl Out {
         self.batches[0].schema()
     }
 
+    /// All rows as one batch: what was read, whatever the batch boundaries.
+    pub fn combined(&self) -> RecordBatch {
+        arrow::compute::concat_batches(&self.schema(), &self.batches).unwrap()
+    }
+
     /// Row count.
     pub fn rows(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()

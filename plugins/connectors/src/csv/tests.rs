@@ -336,7 +336,8 @@ fn tiny_blocks_give_the_same_result_as_one_block() {
     assert_eq!(lines, [8, 11]);
     for block in 1..40 {
         let got = run_with(dir.path(), cfg.clone(), OnError::Quarantine, block, 3).unwrap();
-        assert_eq!(got.batches, whole.batches, "block size {block}");
+        assert_eq!(got.combined(), whole.combined(), "block size {block}");
+        assert!(got.batches.iter().all(|b| b.num_rows() <= 3), "block size {block}: a batch over batch_size");
         assert_eq!(got.rejects, whole.rejects, "block size {block}");
     }
 }
@@ -367,7 +368,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
-    fn any_block_size_gives_the_same_batches_and_rejects(
+    fn any_block_size_gives_the_same_rows_and_rejects(
         body in csv_text(),
         block in 1usize..48,
         header in any::<bool>(),
@@ -384,7 +385,13 @@ proptest! {
         if escape {
             cfg["escape"] = json!("\\");
         }
-        let render = |r: Result<Out, ConnectorError>| r.map(|o| (o.batches, o.rejects)).map_err(|e| e.to_string());
+        let render = |r: Result<Out, ConnectorError>| {
+            r.map(|o| {
+                assert!(o.batches.iter().all(|b| b.num_rows() <= 4), "a batch over batch_size");
+                (o.combined(), o.rejects)
+            })
+            .map_err(|e| e.to_string())
+        };
         let whole = render(run_with(dir.path(), cfg.clone(), OnError::Quarantine, DEFAULT_BLOCK, 4));
         let split = render(run_with(dir.path(), cfg.clone(), OnError::Quarantine, block, 4));
         prop_assert_eq!(&split, &whole);
