@@ -270,11 +270,23 @@ pub(crate) fn timestamp_from_parts(days: i32, mut rest: &[u8]) -> Option<i64> {
     }
 }
 
-/// Remembers the last date parsed: dates in real files come in runs (a day's rows are
-/// together), and comparing ten bytes is much cheaper than calendar arithmetic.
-#[derive(Debug, Default)]
+/// Remembers dates already parsed, in a small direct-mapped table: a file holds few distinct
+/// days (sorted files in runs, shuffled ones all mixed), and comparing ten bytes is much
+/// cheaper than calendar arithmetic.
+#[derive(Debug)]
 pub(crate) struct DateCache {
-    last: Option<([u8; 10], i32)>,
+    /// (date text, days since the epoch); an all-zero key marks an empty slot, since a date
+    /// that parses never starts with a NUL byte.
+    slots: Vec<([u8; 10], i32)>,
+}
+
+/// Slots in a [`DateCache`]: enough for every day of a year or two.
+const DATE_SLOTS: usize = 1024;
+
+impl Default for DateCache {
+    fn default() -> Self {
+        DateCache { slots: vec![([0; 10], 0); DATE_SLOTS] }
+    }
 }
 
 impl DateCache {
@@ -282,13 +294,16 @@ impl DateCache {
     #[inline]
     pub(crate) fn date(&mut self, b: &[u8]) -> Option<i32> {
         let key: [u8; 10] = b.get(..10)?.try_into().ok()?;
-        if let Some((k, d)) = self.last
-            && k == key
-        {
-            return Some(d);
+        // Bytes 2..10 hold the year's last digits, month and day of `YYYY-MM-DD`.
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&key[2..]);
+        let slot = (u64::from_le_bytes(word).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize;
+        let entry = &mut self.slots[slot % DATE_SLOTS];
+        if entry.0 == key {
+            return Some(entry.1);
         }
         let d = parse_date(&key)?;
-        self.last = Some((key, d));
+        *entry = (key, d);
         Some(d)
     }
 
@@ -408,5 +423,20 @@ mod tests {
         assert_eq!(parse_bool(b"TRUE"), Some(true));
         assert_eq!(parse_bool(b"False"), Some(false));
         assert_eq!(parse_bool(b"yes"), None);
+    }
+
+    #[test]
+    fn the_date_cache_gives_what_parsing_gives_in_any_order() {
+        let mut cache = DateCache::default();
+        let days: Vec<String> = (0..3000)
+            .map(|i| format!("{:04}-{:02}-{:02}", 1990 + (i * 7) % 40, 1 + (i * 5) % 12, 1 + (i * 11) % 28))
+            .collect();
+        for round in 0..2 {
+            for d in days.iter().rev().chain(&days) {
+                assert_eq!(cache.parse_date(d.as_bytes()), parse_date(d.as_bytes()), "{d} (round {round})");
+            }
+        }
+        assert_eq!(cache.parse_date(b"2011-02-30"), None);
+        assert_eq!(cache.parse_timestamp(b"2010-12-01 08:26:00"), parse_timestamp(b"2010-12-01 08:26:00"));
     }
 }
