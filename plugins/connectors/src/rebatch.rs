@@ -1,5 +1,6 @@
-//! Regrouping record batches to the requested batch size, so the batches a reader yields do
-//! not depend on how it happened to split its input internally.
+//! Regrouping a reader's record batches to at most the requested batch size: large parsed
+//! blocks pass on uncopied (cut to size), small ones are merged, so no batch is oversized
+//! and tiny blocks do not become tiny batches.
 
 use std::collections::VecDeque;
 
@@ -8,7 +9,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
-/// Buffers batches of any size and hands them out `size` rows at a time.
+/// Buffers batches of any size and hands them out at most `size` rows at a time.
 #[derive(Debug)]
 pub(crate) struct Rebatcher {
     schema: SchemaRef,

@@ -3,7 +3,7 @@
 //! A producer thread reads each file in large blocks and cuts them at a likely record
 //! boundary ([`last_boundary`]); a private thread pool parses the chunks into record batches
 //! in parallel; the consumer (`next_batch`) takes results in file order, turns chunk-relative
-//! line numbers into file lines, applies `on_error`, and regroups rows to `batch_size`.
+//! line numbers into file lines, applies `on_error`, and regroups rows to at most `batch_size`.
 //!
 //! A chunk's parse reports whether the chunk really ended between records. When the guess
 //! was wrong (a quoted field spans the cut), the consumer re-parses the unfinished record
