@@ -725,14 +725,21 @@ mod tests {
         assert_eq!(back, full);
     }
 
-    #[test]
-    fn a_large_in_memory_output_is_handed_on_before_its_file_is_complete() {
+    /// A writer of output `data` under key `key` in a fresh store: (store dir, its temp dir,
+    /// the writer).
+    fn writer(key: &str, budget: usize) -> (tempfile::TempDir, PathBuf, OutputWriter) {
         let dir = tempfile::tempdir().unwrap();
         let store = ArtifactStore::new(dir.path());
-        let tmp = store.begin("k4", "r1", "s").unwrap();
+        let tmp = store.begin(key, "r1", "s").unwrap();
+        let w = OutputWriter::create("data", batch(0).schema(), &tmp, &store.dir(key), budget).unwrap();
+        (dir, tmp, w)
+    }
+
+    #[test]
+    fn a_large_in_memory_output_is_handed_on_before_its_file_is_complete() {
         let n = (ROW_GROUP_ROWS * 2 + 77) as i64;
         let full = batch(n);
-        let mut w = OutputWriter::create("data", full.schema(), &tmp, &store.dir("k4"), 1 << 30).unwrap();
+        let (_dir, tmp, mut w) = writer("k4", 1 << 30);
         w.write(full.clone()).unwrap();
         let (info, ds, pending) = w.finish_deferred().unwrap();
         let pending = pending.expect("a background encoder was running, so the file is pending");
@@ -746,8 +753,7 @@ mod tests {
         assert_eq!(arrow::compute::concat_batches(&full.schema(), &back).unwrap(), full);
 
         // A small output is encoded inline and is complete on return.
-        let tmp = store.begin("k5", "r1", "s").unwrap();
-        let mut w = OutputWriter::create("data", full.schema(), &tmp, &store.dir("k5"), 1 << 30).unwrap();
+        let (_dir, tmp, mut w) = writer("k5", 1 << 30);
         w.write(batch(10)).unwrap();
         let (info, _, pending) = w.finish_deferred().unwrap();
         assert!(pending.is_none());
@@ -765,12 +771,8 @@ mod tests {
 
     #[test]
     fn string_columns_carry_no_statistics_and_numbers_do() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ArtifactStore::new(dir.path());
-        let tmp = store.begin("k6", "r1", "s").unwrap();
-        let b = batch(1000);
-        let mut w = OutputWriter::create("data", b.schema(), &tmp, &store.dir("k6"), 0).unwrap();
-        w.write(b).unwrap();
+        let (_dir, tmp, mut w) = writer("k6", 0);
+        w.write(batch(1000)).unwrap();
         w.finish().unwrap();
         let file = File::open(tmp.join("data.parquet")).unwrap();
         let meta = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();

@@ -783,28 +783,48 @@ mod tests {
         }
     }
 
+    /// A run of `text` in a fresh state dir, with `sum` and `extra` registered.
+    struct Ran {
+        dir: tempfile::TempDir,
+        registry: Registry,
+        pipeline: Pipeline,
+        record: RunRecord,
+    }
+
+    fn run_text(extra: Sum, text: &str, observers: &[&dyn RunObserver]) -> Ran {
+        let mut registry = Registry::new();
+        registry.add_kind(Arc::new(SUM));
+        registry.add_kind(Arc::new(extra));
+        let dir = tempfile::tempdir().unwrap();
+        let file = SourceFile::new(dir.path().join("p.toml"), text.to_string());
+        let p = compile(&file, &registry, &CompileOptions { overrides: &[], env: &|_| None }).unwrap();
+        let plan = crate::plan::plan(&p, &registry, dir.path(), &Default::default()).unwrap();
+        let record = execute(&p, &registry, dir.path(), &plan, &ExecOptions::default(), observers).unwrap();
+        Ran { dir, registry, pipeline: p, record }
+    }
+
+    impl Ran {
+        fn replan(&self) -> Plan {
+            crate::plan::plan(&self.pipeline, &self.registry, self.dir.path(), &Default::default()).unwrap()
+        }
+    }
+
     /// A large output is handed on while its file is still encoding; the stage succeeds
     /// only once the artifact is committed, with its real size, and a re-run is cached.
     #[test]
     fn large_outputs_are_committed_after_downstream_starts_on_them() {
-        let mut registry = Registry::new();
-        registry.add_kind(Arc::new(SUM));
-        registry.add_kind(Arc::new(Sum { name: "big", rows: 300_000, sabotage: false }));
-        let dir = tempfile::tempdir().unwrap();
         let text = "[pipeline]\nname = \"big\"\n\n[stages.a]\nkind = \"big\"\n\n\
                     [stages.b]\nkind = \"sum\"\ninputs = [\"a\"]\n\n[stages.c]\nkind = \"big\"\ninputs = [\"a\", \"b\"]\n";
-        let file = SourceFile::new(dir.path().join("p.toml"), text.to_string());
-        let p = compile(&file, &registry, &CompileOptions { overrides: &[], env: &|_| None }).unwrap();
-        let plan = crate::plan::plan(&p, &registry, dir.path(), &Default::default()).unwrap();
         let log = Log::default();
-        let rec = execute(&p, &registry, dir.path(), &plan, &ExecOptions::default(), &[&log]).unwrap();
+        let ran = run_text(Sum { name: "big", rows: 300_000, sabotage: false }, text, &[&log]);
+        let rec = &ran.record;
         assert_eq!(rec.status, RunStatus::Succeeded);
         for stage in &rec.stages {
             assert_eq!(stage.status, StageStatus::Succeeded, "{}", stage.name);
             let path = &stage.outputs["data"];
             assert_eq!(stage.bytes_out, Some(std::fs::metadata(path).unwrap().len()), "{}", stage.name);
         }
-        let store = ArtifactStore::new(dir.path());
+        let store = ArtifactStore::new(ran.dir.path());
         let first = |stage: usize| {
             let (_, outs) = store.open_outputs(&rec.stages[stage].cache_key).unwrap();
             let batches = outs["data"].read_all().unwrap();
@@ -816,30 +836,22 @@ mod tests {
         assert_eq!([first(0), first(1), first(2)], [(300_000, 1), (1, 2), (300_000, 4)]);
         let finished = log.0.lock().unwrap().iter().filter(|e| !e.1).count();
         assert_eq!(finished, 3, "every stage reports finishing once");
-        let again = crate::plan::plan(&p, &registry, dir.path(), &Default::default()).unwrap();
-        assert!(again.stages.iter().all(|s| s.action == Action::Cached));
+        assert!(ran.replan().stages.iter().all(|s| s.action == Action::Cached));
     }
 
     /// When a deferred artifact cannot be committed, the stage fails with the reason, the
     /// run fails, and the next plan runs the stage again; nothing half-written is kept.
     #[test]
     fn a_deferred_artifact_that_cannot_be_committed_fails_its_stage() {
-        let mut registry = Registry::new();
-        registry.add_kind(Arc::new(SUM));
-        registry.add_kind(Arc::new(Sum { name: "broken", rows: 300_000, sabotage: true }));
-        let dir = tempfile::tempdir().unwrap();
         let text = "[pipeline]\nname = \"broken\"\n\n[stages.a]\nkind = \"broken\"\n\n\
                     [stages.b]\nkind = \"sum\"\ninputs = [\"a\"]\n";
-        let file = SourceFile::new(dir.path().join("p.toml"), text.to_string());
-        let p = compile(&file, &registry, &CompileOptions { overrides: &[], env: &|_| None }).unwrap();
-        let plan = crate::plan::plan(&p, &registry, dir.path(), &Default::default()).unwrap();
-        let rec = execute(&p, &registry, dir.path(), &plan, &ExecOptions::default(), &[]).unwrap();
+        let ran = run_text(Sum { name: "broken", rows: 300_000, sabotage: true }, text, &[]);
+        let rec = &ran.record;
         assert_eq!(rec.status, RunStatus::Failed);
         let a = &rec.stages[0];
         assert_eq!(a.status, StageStatus::Failed);
         assert!(a.error.as_deref().is_some_and(|e| e.contains("data.parquet")), "{:?}", a.error);
-        assert!(!ArtifactStore::new(dir.path()).exists(&a.cache_key));
-        let again = crate::plan::plan(&p, &registry, dir.path(), &Default::default()).unwrap();
-        assert_eq!(again.stages[0].action, Action::Run);
+        assert!(!ArtifactStore::new(ran.dir.path()).exists(&a.cache_key));
+        assert_eq!(ran.replan().stages[0].action, Action::Run);
     }
 }
