@@ -275,9 +275,8 @@ pub(crate) fn timestamp_from_parts(days: i32, mut rest: &[u8]) -> Option<i64> {
 /// cheaper than calendar arithmetic.
 #[derive(Debug)]
 pub(crate) struct DateCache {
-    /// (date text, days since the epoch); an all-zero key marks an empty slot, since a date
-    /// that parses never starts with a NUL byte.
-    slots: Vec<([u8; 10], i32)>,
+    /// (date text, days since the epoch), or an empty slot.
+    slots: Vec<Option<([u8; 10], i32)>>,
 }
 
 /// Slots in a [`DateCache`]: enough for every day of a year or two.
@@ -285,7 +284,7 @@ const DATE_SLOTS: usize = 1024;
 
 impl Default for DateCache {
     fn default() -> Self {
-        DateCache { slots: vec![([0; 10], 0); DATE_SLOTS] }
+        DateCache { slots: vec![None; DATE_SLOTS] }
     }
 }
 
@@ -299,11 +298,13 @@ impl DateCache {
         word.copy_from_slice(&key[2..]);
         let slot = (u64::from_le_bytes(word).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize;
         let entry = &mut self.slots[slot % DATE_SLOTS];
-        if entry.0 == key {
-            return Some(entry.1);
+        if let Some((k, d)) = *entry
+            && k == key
+        {
+            return Some(d);
         }
         let d = parse_date(&key)?;
-        *entry = (key, d);
+        *entry = Some((key, d));
         Some(d)
     }
 
@@ -437,6 +438,7 @@ mod tests {
             }
         }
         assert_eq!(cache.parse_date(b"2011-02-30"), None);
+        assert_eq!(cache.parse_date(&[0; 10]), None, "an empty slot never matches");
         assert_eq!(cache.parse_timestamp(b"2010-12-01 08:26:00"), parse_timestamp(b"2010-12-01 08:26:00"));
     }
 }
