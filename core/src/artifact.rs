@@ -473,37 +473,40 @@ impl OutputWriter {
 
     /// Writes what is pending and closes the file.
     fn close_file(&mut self) -> Result<(), StageError> {
+        if let Some(file) = self.hand_off_encoder()? {
+            return file.join();
+        }
         let pending = std::mem::take(&mut self.pending);
         self.pending_rows = 0;
         let path = self.tmp_path.clone();
         let parquet = |source| StageError::Parquet { path: path.clone(), source };
-        match &mut self.encoder {
-            Encoder::Inline(sink) => {
-                let mut sink =
-                    sink.take().ok_or_else(|| StageError::Internal("output writer closed twice".into()))?;
-                if !pending.is_empty() {
-                    sink.write_row_group(&pending).map_err(parquet)?;
-                }
-                sink.close().map_err(parquet)
-            }
-            Encoder::Background { tx, handle } => {
-                if !pending.is_empty()
-                    && let Some(t) = tx.as_ref()
-                {
-                    // A send error means the thread already failed; the join below says why.
-                    let _ = t.send(pending);
-                }
-                *tx = None;
-                let handle =
-                    handle.take().ok_or_else(|| StageError::Internal("output writer closed twice".into()))?;
-                match handle.join() {
-                    Ok(result) => result.map_err(parquet),
-                    Err(_) => {
-                        Err(StageError::Internal(format!("the writer thread of `{}` panicked", self.name)))
-                    }
-                }
-            }
+        let Encoder::Inline(sink) = &mut self.encoder else {
+            return Err(StageError::Internal("output writer closed twice".into()));
+        };
+        let mut sink =
+            sink.take().ok_or_else(|| StageError::Internal("output writer closed twice".into()))?;
+        if !pending.is_empty() {
+            sink.write_row_group(&pending).map_err(parquet)?;
         }
+        sink.close().map_err(parquet)
+    }
+
+    /// With a background encoder: gives it what is pending, closes its queue and returns it
+    /// as the file still being written; `None` for an inline encoder.
+    fn hand_off_encoder(&mut self) -> Result<Option<PendingFile>, StageError> {
+        let Encoder::Background { tx, handle } = &mut self.encoder else { return Ok(None) };
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        if !pending.is_empty()
+            && let Some(t) = tx.as_ref()
+        {
+            // A send error means the thread already failed; joining it says why.
+            let _ = t.send(pending);
+        }
+        *tx = None;
+        let handle =
+            handle.take().ok_or_else(|| StageError::Internal("output writer closed twice".into()))?;
+        Ok(Some(PendingFile { name: self.name.clone(), path: self.tmp_path.clone(), handle }))
     }
 
     /// Finishes the file and returns the dataset as downstream stages will see it.
@@ -523,26 +526,25 @@ impl OutputWriter {
     /// downstream stages can start on the in-memory rows while the Parquet file is
     /// completed. `info.bytes` is 0 until the pending file is waited for.
     pub fn finish_deferred(mut self) -> Result<(OutputInfo, Dataset, Option<PendingFile>), StageError> {
-        let deferrable = self.retained.is_some()
-            && self.partitioned.is_none()
-            && matches!(self.encoder, Encoder::Background { .. });
-        if deferrable && let Encoder::Background { tx, handle } = &mut self.encoder {
-            let pending = std::mem::take(&mut self.pending);
-            self.pending_rows = 0;
-            if !pending.is_empty()
-                && let Some(t) = tx.as_ref()
-            {
-                // A send error means the thread already failed; waiting says why.
-                let _ = t.send(pending);
+        if self.partitioned.is_none()
+            && let Some(batches) = self.retained.take()
+        {
+            match self.hand_off_encoder()? {
+                Some(file) => {
+                    let info =
+                        OutputInfo { file: format!("{}.parquet", self.name), rows: self.rows, bytes: 0 };
+                    let ds = Dataset::in_memory(
+                        self.schema.clone(),
+                        self.final_path.clone(),
+                        self.rows,
+                        0,
+                        batches,
+                    );
+                    return Ok((info, ds, Some(file)));
+                }
+                // Encoded inline: finished below, like any other output.
+                None => self.retained = Some(batches),
             }
-            *tx = None;
-            let handle =
-                handle.take().ok_or_else(|| StageError::Internal("output writer closed twice".into()))?;
-            let info = OutputInfo { file: format!("{}.parquet", self.name), rows: self.rows, bytes: 0 };
-            let batches = self.retained.take().unwrap_or_default();
-            let ds = Dataset::in_memory(self.schema.clone(), self.final_path.clone(), self.rows, 0, batches);
-            let file = PendingFile { name: self.name.clone(), path: self.tmp_path.clone(), handle };
-            return Ok((info, ds, Some(file)));
         }
         self.close_file()?;
         if let Some((dir, carried)) = self.partitioned.take() {
@@ -587,15 +589,17 @@ impl PendingFile {
 
     /// Waits until the file is complete and returns its size.
     pub fn wait(self) -> Result<u64, StageError> {
-        let path = self.path;
-        match self.handle.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(source)) => return Err(StageError::Parquet { path, source }),
-            Err(_) => {
-                return Err(StageError::Internal(format!("the writer thread of `{}` panicked", self.name)));
-            }
-        }
+        let path = self.path.clone();
+        self.join()?;
         Ok(fs::metadata(&path).map_err(|e| StageError::io(&path, e))?.len())
+    }
+
+    /// Waits until the writer thread is done.
+    fn join(self) -> Result<(), StageError> {
+        match self.handle.join() {
+            Ok(result) => result.map_err(|source| StageError::Parquet { path: self.path, source }),
+            Err(_) => Err(StageError::Internal(format!("the writer thread of `{}` panicked", self.name))),
+        }
     }
 }
 
