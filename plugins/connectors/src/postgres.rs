@@ -3,18 +3,22 @@
 //! `batch_size` rows at a time), so neither side ever holds the whole result.
 //!
 //! Values are read in the binary wire format and decoded by [`types`]; the password of the
-//! connection string is masked in every message by [`redact`].
+//! connection string is masked in every message by [`redact`]. Connections use TLS as
+//! libpq's `sslmode` says ([`tls`]), whose parameters [`conn_string`] takes out of the string.
 
+mod conn_string;
 mod redact;
+mod tls;
 mod types;
 
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ::postgres::config::Host;
 use ::postgres::error::ErrorPosition;
-use ::postgres::{Client, Config, NoTls, Statement};
+use ::postgres::{Client, Config, Statement};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value};
@@ -23,7 +27,9 @@ use sluice_plugin::{
     Sources,
 };
 
+use self::conn_string::SplitError;
 use self::redact::Redactor;
+use self::tls::{SslMode, TlsFailure, TlsSettings};
 use self::types::{PgKind, Raw, Unfit};
 use crate::contract::{self, Conforming, Contract};
 use crate::options::{self, Issues};
@@ -39,7 +45,7 @@ const KEYS: &[KeySpec] = &[
     KeySpec::required(
         "url",
         KeyType::String,
-        "Connection string (`postgres://user:password@host:5432/db` or `host=... dbname=...`); keep the password in the environment",
+        "Connection string (`postgres://user:password@host:5432/db` or `host=... dbname=...`), with libpq's `sslmode` and `sslrootcert` for TLS; keep the password in the environment",
     )
     .example("url = \"${env.DATABASE_URL}\""),
     sql_source::QUERY_KEY,
@@ -63,6 +69,7 @@ const CURSOR: &str = "sluice_cursor";
 /// The connector's options, read from the stage table.
 struct PgOptions {
     config: Config,
+    tls: TlsSettings,
     redact: Redactor,
     source: SqlSource,
     freshness: Option<Duration>,
@@ -70,7 +77,8 @@ struct PgOptions {
 }
 
 impl PgOptions {
-    fn from_config(cfg: &Map<String, Value>) -> Result<Self, Vec<ConfigIssue>> {
+    /// `base_dir` resolves a relative `sslrootcert`.
+    fn from_config(cfg: &Map<String, Value>, base_dir: &Path) -> Result<Self, Vec<ConfigIssue>> {
         let mut is = Issues::default();
         let conn = match cfg.get("url") {
             Some(Value::String(s)) if !s.trim().is_empty() => Some(s.as_str()),
@@ -91,26 +99,37 @@ impl PgOptions {
                 None
             }
         };
-        let parsed = conn.and_then(|c| match Config::from_str(c) {
-            Ok(config) => {
-                let redact = Redactor::new(c, config.get_password());
-                Some((config, redact))
-            }
-            Err(e) => {
-                // Never echo the string: it may hold the password.
-                let redact = Redactor::new(c, None);
-                is.push(
-                    ConfigIssue::new(
-                        "url",
-                        format!(
-                            "is not a valid PostgreSQL connection string: {}",
-                            redact.clean(&e.to_string())
-                        ),
-                    )
-                    .with_help("expected postgres://user:password@host:5432/database"),
-                );
-                None
-            }
+        let parsed = conn.and_then(|c| {
+            // Never echo the string: it may hold the password.
+            let invalid = |why: &str| {
+                ConfigIssue::new(
+                    "url",
+                    format!(
+                        "is not a valid PostgreSQL connection string: {}",
+                        Redactor::new(c, None).clean(why)
+                    ),
+                )
+                .with_help("expected postgres://user:password@host:5432/database")
+            };
+            let params = conn_string::split(c)
+                .map_err(|e| match e {
+                    SplitError::Malformed(why) => is.push(invalid(&why)),
+                    SplitError::Unsupported { key, why } => is
+                        .push(ConfigIssue::new("url", format!("has `{key}`, but {why}")).with_help(
+                            "the postgres connector's TLS parameters are sslmode and sslrootcert",
+                        )),
+                })
+                .ok()?;
+            let config = Config::from_str(&params.rest).map_err(|e| is.push(invalid(&e.to_string()))).ok()?;
+            let redact = Redactor::new(c, config.get_password());
+            let tls = TlsSettings::new(params.sslmode.as_deref(), params.sslrootcert.as_deref(), base_dir)
+                .map_err(|i| {
+                    let help = i.help.map(|h| redact.clean(&h));
+                    let i = ConfigIssue { message: redact.clean(&i.message), help, ..i };
+                    is.push(i)
+                })
+                .ok()?;
+            Some((config, tls, redact))
         });
         let source = SqlSource::from_config(cfg, &mut is);
         let contract = Contract::from_config(cfg, &mut is);
@@ -128,11 +147,12 @@ impl PgOptions {
                 }
             };
         match (parsed, source) {
-            (Some((mut config, redact)), Some(source)) if is.0.is_empty() => {
+            (Some((mut config, tls, redact)), Some(source)) if is.0.is_empty() => {
                 if config.get_connect_timeout().is_none() {
                     config.connect_timeout(CONNECT_TIMEOUT);
                 }
-                Ok(PgOptions { config, redact, source, freshness, contract })
+                config.ssl_mode(tls.mode.driver_mode());
+                Ok(PgOptions { config, tls, redact, source, freshness, contract })
             }
             _ => Err(is.0),
         }
@@ -189,11 +209,25 @@ fn describe_pg_error(e: &::postgres::Error, query: Option<&SqlSource>) -> String
     msg
 }
 
-/// Opens a connection.
+/// Opens a connection, encrypted as the `sslmode` says.
 fn connect(opts: &PgOptions) -> Result<Client, ConnectorError> {
-    opts.config.connect(NoTls).map_err(|e| {
+    let tls = opts.tls.connector().map_err(|e| ConnectorError::config("url", opts.redact.clean(&e)))?;
+    let result = match opts.config.connect(tls.clone()) {
+        // libpq's `prefer`: when the handshake fails, try again without TLS.
+        Err(e) if opts.tls.mode == SslMode::Prefer && TlsFailure::of(&e).is_some() => {
+            let mut plain = opts.config.clone();
+            plain.ssl_mode(SslMode::Disable.driver_mode());
+            plain.connect(tls)
+        }
+        other => other,
+    };
+    result.map_err(|e| {
         let user = opts.config.get_user().map(|u| format!(" as `{u}`")).unwrap_or_default();
-        opts.error(format!("cannot connect to PostgreSQL at {}{user}: {e}", opts.server()))
+        let why = match TlsFailure::of(&e) {
+            Some(f) => opts.tls.explain(f),
+            None => e.to_string(),
+        };
+        opts.error(format!("cannot connect to PostgreSQL at {}{user}: {why}", opts.server()))
     })
 }
 
@@ -303,7 +337,7 @@ struct PgReader {
 
 impl PgReader {
     fn open(req: &ReadRequest<'_>) -> Result<Self, ConnectorError> {
-        let opts = PgOptions::from_config(req.config).map_err(options::to_error)?;
+        let opts = PgOptions::from_config(req.config, req.base_dir).map_err(options::to_error)?;
         let mut client = connect(&opts)?;
         let (columns, schema) = describe(&mut client, &opts)?;
         let (sql, param) = cursor_query(&opts, &columns, &schema, req.incremental)?;
@@ -464,11 +498,11 @@ impl Connector for PostgresConnector {
 
     fn check(&self, req: &ReadRequest<'_>) -> Vec<ConfigIssue> {
         // No connection here: validating a pipeline must work without the database.
-        PgOptions::from_config(req.config).err().unwrap_or_default()
+        PgOptions::from_config(req.config, req.base_dir).err().unwrap_or_default()
     }
 
     fn sources(&self, req: &ReadRequest<'_>) -> Result<Sources, ConnectorError> {
-        let opts = PgOptions::from_config(req.config).map_err(options::to_error)?;
+        let opts = PgOptions::from_config(req.config, req.base_dir).map_err(options::to_error)?;
         Ok(match opts.freshness {
             // The token changes when the current period does: a read is reused within it.
             Some(period) => {

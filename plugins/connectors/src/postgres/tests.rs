@@ -1,7 +1,10 @@
 //! These tests need a server: set `SLUICE_TEST_POSTGRES_URL` (e.g.
 //! `postgres://postgres@127.0.0.1:5432/test`). Unset, each test says it did not run and
-//! passes; set but unreachable, each test fails.
+//! passes; set but unreachable, each test fails. The TLS tests expect the server to offer
+//! TLS with a self-signed certificate (Debian's default `ssl = on` with the snakeoil one).
 
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -10,6 +13,8 @@ use arrow::datatypes::{Int32Type, TimeUnit};
 use arrow::util::display::array_value_to_string;
 use serde_json::json;
 use sluice_plugin::Watermark;
+
+use ::postgres::NoTls;
 
 use super::*;
 use crate::test_support::Out;
@@ -383,4 +388,289 @@ fn a_declared_schema_converts_the_result_and_catches_a_changed_table() {
     db.exec("ALTER TABLE orders DROP COLUMN channel; ALTER TABLE orders RENAME COLUMN amount TO total");
     let err = read(db.cfg(json!({"table": "orders", "schema": schema}))).unwrap_err().to_string();
     assert!(err.contains("`schema.amount`") && err.contains("declared but table"), "{err}");
+}
+
+/// `url` with `params` added to its query.
+fn with_params(url: &str, params: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{params}")
+}
+
+/// Host, port, user and database of the test server.
+struct Server {
+    ip: IpAddr,
+    port: u16,
+    user: String,
+    dbname: String,
+}
+
+impl Server {
+    fn of(url: &str) -> Server {
+        let config = Config::from_str(url).unwrap();
+        let Host::Tcp(host) = &config.get_hosts()[0] else { panic!("{URL_VAR} must name a TCP host") };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let ip = (host.as_str(), port).to_socket_addrs().unwrap().next().unwrap().ip();
+        let user = config.get_user().unwrap_or("postgres").to_owned();
+        let dbname = config.get_dbname().unwrap_or(&user).to_owned();
+        Server { ip, port, user, dbname }
+    }
+
+    /// A URL by IP address (never a name a certificate could hold), with `password`.
+    fn url_by_ip(&self, password: &str) -> String {
+        format!("postgres://{}:{password}@{}/{}", self.user, SocketAddr::new(self.ip, self.port), self.dbname)
+    }
+}
+
+/// Whether a read through `url` ran in an encrypted session.
+fn session_is_encrypted(url: &str) -> Result<bool, ConnectorError> {
+    let out = read(json!({"url": url, "query": "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"}))?;
+    Ok(out.batches[0].column(0).as_boolean().value(0))
+}
+
+/// The server's certificate file and the DNS name in it (its subject CN, which Debian's
+/// snakeoil certificate also lists as its one subjectAltName).
+fn server_certificate(db: &mut TestDb) -> (String, String) {
+    let show = |db: &mut TestDb, what: &str| -> String {
+        db.client.query_one(&format!("SHOW {what}"), &[]).unwrap().get(0)
+    };
+    let mut file = show(db, "ssl_cert_file");
+    if !file.starts_with('/') {
+        file = format!("{}/{file}", show(db, "data_directory"));
+    }
+    let pem = std::fs::read(&file).unwrap_or_else(|e| panic!("the server's certificate {file}: {e}"));
+    use rustls::pki_types::pem::PemObject;
+    let der = rustls::pki_types::CertificateDer::pem_slice_iter(&pem).next().unwrap().unwrap();
+    // The last commonName (OID 2.5.4.3) is the subject's: a tag, a one-byte length, the text.
+    const CN: [u8; 5] = [0x06, 0x03, 0x55, 0x04, 0x03];
+    let at = der.windows(CN.len()).rposition(|w| w == CN).expect("a CN in the server's certificate");
+    let len = der[at + CN.len() + 1] as usize;
+    let start = at + CN.len() + 2;
+    let name = std::str::from_utf8(&der[start..start + len]).unwrap().to_owned();
+    (file, name)
+}
+
+/// A CA certificate that signed nothing the server has.
+const OTHER_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBvTCCAWOgAwIBAgIUXtTKhKY4T5qCfw/uJXK/Y8BTMhEwCgYIKoZIzj0EAwIw
+MzExMC8GA1UEAwwoU2x1aWNlIHRlc3QgQ0EgKHVucmVsYXRlZCB0byB0aGUgc2Vy
+dmVyKTAgFw0yNjEyMDEyMTUxMjlaGA8yMTI2MTEwNzIxNTEyOVowMzExMC8GA1UE
+AwwoU2x1aWNlIHRlc3QgQ0EgKHVucmVsYXRlZCB0byB0aGUgc2VydmVyKTBZMBMG
+ByqGSM49AgEGCCqGSM49AwEHA0IABKgKKPjjT1e8o9iGeZH0gWRe3GyVkCHPvBuG
+qPCmEIE6hPBNTpEkxU3n0GgQy1BVJsjoaGJ16evpHLDtbwkdG/6jUzBRMB0GA1Ud
+DgQWBBRc5+7IokAHkvpr1ivR6XhamN5sjDAfBgNVHSMEGDAWgBRc5+7IokAHkvpr
+1ivR6XhamN5sjDAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCID7k
+g2nwy9tNV0j9eNQBKQj5tpv0OXdcUtSyMjSGRPRxAiEA59LVmTPTe4ulJsdj45gn
+7xWXJlF3fSFPaWdC1YgSAf0=
+-----END CERTIFICATE-----
+";
+
+#[test]
+fn sslmode_require_encrypts_the_session_and_disable_does_not() {
+    let Some(db) = TestDb::new("tls_modes") else { return };
+    assert!(session_is_encrypted(&with_params(&db.url, "sslmode=require")).unwrap());
+    assert!(!session_is_encrypted(&with_params(&db.url, "sslmode=disable")).unwrap());
+    // `prefer` takes the TLS the server offers.
+    assert!(session_is_encrypted(&with_params(&db.url, "sslmode=prefer")).unwrap());
+    let s = Server::of(&db.url);
+    let kv = format!("host={} port={} user={} dbname={}", s.ip, s.port, s.user, s.dbname);
+    assert!(session_is_encrypted(&format!("{kv} sslmode=require")).unwrap());
+    assert!(!session_is_encrypted(&format!("{kv} sslmode='disable'")).unwrap());
+}
+
+#[test]
+fn verify_full_checks_the_host_name_and_verify_ca_only_the_chain() {
+    let Some(mut db) = TestDb::new("tls_verify") else { return };
+    let (cert, name) = server_certificate(&mut db);
+    let secret = "Sup3r-S3cret_pw";
+    let s = Server::of(&db.url);
+    let by_ip = s.url_by_ip(secret);
+
+    let err = session_is_encrypted(&format!("{by_ip}?sslmode=verify-full&sslrootcert={cert}")).unwrap_err();
+    let err = err.to_string();
+    assert!(
+        err.contains("the server's certificate did not verify (sslmode=verify-full): ")
+            && err.contains(&format!("not valid for name \"{}\"", s.ip))
+            && err.contains("or use sslmode=verify-ca"),
+        "{err}"
+    );
+    assert!(!err.contains(secret), "password leaked: {err}");
+
+    // The self-signed certificate is its own root, so the chain verifies.
+    assert!(session_is_encrypted(&format!("{by_ip}?sslmode=verify-ca&sslrootcert={cert}")).unwrap());
+    // With the name the certificate is for (and the address to reach it at), so does the name.
+    let kv = format!(
+        "host={name} hostaddr={} port={} user={} dbname={} sslmode=verify-full sslrootcert='{cert}'",
+        s.ip, s.port, s.user, s.dbname
+    );
+    assert!(session_is_encrypted(&kv).unwrap());
+
+    // A root that did not sign it; `require` with sslrootcert checks like `verify-ca`.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other-ca.pem");
+    std::fs::write(&other, OTHER_CA).unwrap();
+    let other = other.display().to_string();
+    for mode in ["require", "verify-ca"] {
+        let err = session_is_encrypted(&format!("{by_ip}?sslmode={mode}&sslrootcert={other}")).unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains(&format!(
+                "(sslmode={mode}): it is not signed by a root certificate in sslrootcert `{other}`; \
+                 name the CA that signed it with sslrootcert=/path/to/ca.pem"
+            )),
+            "{err}"
+        );
+        assert!(!err.contains(secret), "password leaked: {err}");
+    }
+    // `require` alone encrypts without checking.
+    assert!(session_is_encrypted(&format!("{by_ip}?sslmode=require")).unwrap());
+}
+
+/// A proxy to `target` on a loopback port that, like a server with broken TLS, accepts the
+/// SSLRequest and then sends bytes that are not TLS; other connections pass through.
+/// Serves `connections` connections, then stops.
+fn broken_tls_proxy(target: SocketAddr, connections: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming().take(connections) {
+            let Ok(mut client) = client else { continue };
+            std::thread::spawn(move || {
+                let mut head = [0u8; 8];
+                client.read_exact(&mut head)?;
+                // Length 8, code 80877103: SSLRequest.
+                if head == [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f] {
+                    return client.write_all(b"Snot TLS at all\n");
+                }
+                let mut server = TcpStream::connect(target)?;
+                server.write_all(&head)?;
+                let (mut from_client, mut to_server) = (client.try_clone()?, server.try_clone()?);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from_client, &mut to_server);
+                    let _ = to_server.shutdown(std::net::Shutdown::Write);
+                });
+                std::io::copy(&mut server, &mut client)?;
+                client.shutdown(std::net::Shutdown::Write)
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn prefer_falls_back_to_plain_when_the_tls_handshake_fails() {
+    let Some(db) = TestDb::new("tls_fallback") else { return };
+    let s = Server::of(&db.url);
+    // Two connections for `prefer` (TLS, then plain), one for `require`.
+    let proxy = broken_tls_proxy(SocketAddr::new(s.ip, s.port), 3);
+    let via = format!("postgres://{}@{proxy}/{}", s.user, s.dbname);
+    assert!(!session_is_encrypted(&format!("{via}?sslmode=prefer")).unwrap());
+    let err = session_is_encrypted(&format!("{via}?sslmode=require")).unwrap_err().to_string();
+    assert!(err.contains(&format!("cannot connect to PostgreSQL at {proxy}/")), "{err}");
+    assert!(err.contains("the TLS handshake failed (sslmode=require): "), "{err}");
+}
+
+#[test]
+fn tls_parameters_are_checked_without_a_server_and_errors_name_the_problem() {
+    let secret = "Sup3r-S3cret_pw";
+    let base = tempfile::tempdir().unwrap();
+    let req = |cfg: &Map<String, Value>| -> (Vec<ConfigIssue>, String) {
+        let req = ReadRequest {
+            stage: "s",
+            config: cfg,
+            base_dir: base.path(),
+            on_error: OnError::Fail,
+            batch_size: 10,
+            incremental: None,
+        };
+        let read_error = match PostgresConnector.read(&req) {
+            Err(e @ ConnectorError::Config { .. }) => e.to_string(),
+            Err(other) => panic!("not a config error: {other}"),
+            Ok(_) => panic!("read of {cfg:?} succeeded"),
+        };
+        (PostgresConnector.check(&req), read_error)
+    };
+    // One issue, at `url`, that `read` reports too; the password never shows.
+    let issue = |url: String| -> (String, String) {
+        let cfg = json!({"url": url, "table": "t"}).as_object().unwrap().clone();
+        let (issues, read_error) = req(&cfg);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].key, "url");
+        let help = issues[0].help.clone().unwrap_or_default();
+        for text in [&issues[0].message, &help, &read_error] {
+            assert!(!text.contains(secret), "password leaked: {text}");
+        }
+        assert!(read_error.starts_with(&format!("invalid `url`: {}", issues[0].message)), "{read_error}");
+        (issues[0].message.clone(), help)
+    };
+    let url = format!("postgres://ann:{secret}@db.invalid/shop");
+    let kv = format!("host=db.invalid password={secret} dbname=shop");
+
+    // A missing root file, named by the path it resolved to (relative: the pipeline's folder).
+    let missing = base.path().join("certs/ca.pem");
+    for conn in [
+        format!("{url}?sslmode=verify-full&sslrootcert=certs/ca.pem"),
+        format!("{kv} sslrootcert='certs/ca.pem' sslmode=verify-ca"),
+    ] {
+        let (message, help) = issue(conn);
+        assert!(
+            message.starts_with(&format!("sslrootcert `{}` cannot be read: ", missing.display())),
+            "{message}"
+        );
+        assert!(help.contains("PEM file"), "{help}");
+    }
+    // A file that holds no certificate.
+    std::fs::write(base.path().join("notes.txt"), "not a certificate\n").unwrap();
+    let (message, _) = issue(format!("{url}?sslmode=verify-ca&sslrootcert=notes.txt"));
+    let notes = base.path().join("notes.txt");
+    assert_eq!(
+        message,
+        format!("sslrootcert `{}` holds no PEM certificate (-----BEGIN CERTIFICATE-----)", notes.display())
+    );
+    // A certificate block that is no certificate.
+    std::fs::write(&notes, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+    let (message, _) = issue(format!("{url}?sslrootcert={}", notes.display()));
+    assert_eq!(
+        message,
+        format!(
+            "certificate 1 of sslrootcert `{}` is not a valid root certificate: it cannot be parsed",
+            notes.display()
+        )
+    );
+
+    // An unknown sslmode, in both forms; the valid ones are listed.
+    for conn in [format!("{url}?sslmode=verify_full"), format!("{kv} sslmode=Require")] {
+        let (message, help) = issue(conn);
+        assert!(message.starts_with("has an unknown sslmode `"), "{message}");
+        assert_eq!(help, "sslmode is one of disable, prefer, require, verify-ca, verify-full");
+    }
+    // libpq's rule for the system's roots.
+    let (message, _) = issue(format!("{url}?sslrootcert=system&sslmode=verify-ca"));
+    assert_eq!(message, "has sslrootcert=system with sslmode=verify-ca");
+    let (message, _) = issue(format!("{kv} sslkey=me.key"));
+    assert_eq!(message, "has `sslkey`, but client certificates are not supported");
+    let (message, _) = issue(format!("{kv} sslmode='require"));
+    assert!(
+        message.starts_with("is not a valid PostgreSQL connection string: the quoted value"),
+        "{message}"
+    );
+
+    // Valid settings: nothing to report, and no connection is made to find that out.
+    std::fs::write(base.path().join("ca.pem"), OTHER_CA).unwrap();
+    for conn in [
+        format!("{url}?sslmode=verify-full&sslrootcert=ca.pem"),
+        format!("{kv} sslmode=verify-ca sslrootcert={}", base.path().join("ca.pem").display()),
+        format!("{url}?sslrootcert=system"),
+        format!("{kv} sslmode=disable"),
+    ] {
+        let cfg = json!({"url": conn, "table": "t"}).as_object().unwrap().clone();
+        let req = ReadRequest {
+            stage: "s",
+            config: &cfg,
+            base_dir: base.path(),
+            on_error: OnError::Fail,
+            batch_size: 10,
+            incremental: None,
+        };
+        assert_eq!(PostgresConnector.check(&req), vec![], "{conn}");
+    }
 }
