@@ -177,7 +177,7 @@ impl Clip {
                 })
                 .collect::<Result<Vec<_>, StageError>>()?;
             clipped += done.iter().map(|(_, n)| n).sum::<u64>();
-            table = Table { schema, batches: done.into_iter().map(|(b, _)| b).collect(), ids };
+            table = Table::new(schema, done.into_iter().map(|(b, _)| b).collect(), ids);
         }
         Ok(Applied::same(table).with("clipped", clipped))
     }

@@ -298,7 +298,7 @@ where
         reasons.extend(c.reasons);
         batches.push(c.batch);
     }
-    let converted_table = Table { schema: out, batches, ids: table.ids };
+    let converted_table = Table::new(out, batches, table.ids);
     let nulled: u64 =
         if on_error == OnBad::Null { count_nulled(&table.batches, &converted_table, targets) } else { 0 };
     match masks {

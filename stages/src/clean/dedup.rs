@@ -98,10 +98,12 @@ impl Dedup {
             .transpose()
             .map_err(arrow_err)?;
 
+        let selection = table.selection();
         let encoded = table
             .batches
             .par_iter()
-            .map(|b| {
+            .enumerate()
+            .map(|(bi, b)| {
                 let cols: Vec<ArrayRef> = key_cols.iter().map(|&i| b.column(i).clone()).collect();
                 let keys = key_conv.convert_columns(&cols).map_err(arrow_err)?;
                 let order = match (&order_conv, order_col) {
@@ -112,8 +114,18 @@ impl Dedup {
                 };
                 let hashes: Vec<u64> = keys.iter().map(|r| hash_bytes(r.data())).collect();
                 let mut shards = vec![Vec::new(); SHARDS];
-                for (r, h) in hashes.iter().enumerate() {
-                    shards[shard_of(*h)].push(r as u32);
+                // Rows an earlier op removed take no part.
+                match selection.map(|s| &s[bi]) {
+                    Some(sel) => {
+                        for r in sel.values().set_indices() {
+                            shards[shard_of(hashes[r])].push(r as u32);
+                        }
+                    }
+                    None => {
+                        for (r, h) in hashes.iter().enumerate() {
+                            shards[shard_of(*h)].push(r as u32);
+                        }
+                    }
                 }
                 Ok(Encoded { keys, order, hashes, shards })
             })
@@ -289,6 +301,26 @@ mod tests {
         assert_eq!(a.removed, [3, 4]);
         assert_eq!(a.table.rows(), 5);
         assert_eq!(a.extra, [("distinct", json!(5))]);
+    }
+
+    #[test]
+    fn rows_an_earlier_op_removed_neither_win_nor_count() {
+        // Row 0 ("ä", 1) is gone before dedup: its duplicate, row 3, is now the first one.
+        let masks = vec![BooleanArray::from(vec![false, true, true]), BooleanArray::from(vec![true; 4])];
+        let (t, _) = data().keep(masks, true).unwrap();
+        let a = Dedup::parse(&json!(true), "dedup").unwrap().apply(t, true).unwrap();
+        assert_eq!(a.removed, [4], "only the second NULL row is a duplicate now");
+        assert_eq!(a.extra, [("distinct", json!(5))]);
+        assert_eq!(
+            rows(&a.table),
+            [
+                (None, None),
+                (Some("b".into()), Some(2)),
+                (Some("ä".into()), Some(1)),
+                (Some("ä".into()), Some(3)),
+                (Some("b".into()), None)
+            ]
+        );
     }
 
     #[test]

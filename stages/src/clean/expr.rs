@@ -142,15 +142,39 @@ impl Filter {
     }
 
     /// Keeps rows where the expression is true; false and NULL remove the row.
+    ///
+    /// With rows only marked as removed, the expression first runs over every row, so no
+    /// copy is made; should it fail, it runs again over the rows left alone, so a value an
+    /// earlier op removed (a zero divisor, say) cannot fail the filter.
     pub fn apply(&self, table: Table, track: bool) -> Result<Applied, OpError> {
         let phys = self.plan(&table.schema).map_err(|mut i| OpError::Issue(i.remove(0)))?;
-        let masks = table
-            .batches
-            .par_iter()
-            .map(|b| evaluate(phys.as_ref(), b).map_err(|m| Issue::new(&self.key, format!("filter: {m}"))))
-            .collect::<Result<Vec<BooleanArray>, Issue>>()
-            .map_err(OpError::Issue)?;
-        let null_rows: usize = masks.iter().map(Array::null_count).sum();
+        let run = |t: &Table| {
+            t.batches
+                .par_iter()
+                .map(|b| {
+                    evaluate(phys.as_ref(), b).map_err(|m| Issue::new(&self.key, format!("filter: {m}")))
+                })
+                .collect::<Result<Vec<BooleanArray>, Issue>>()
+        };
+        let (table, masks) = match run(&table) {
+            Ok(masks) => (table, masks),
+            Err(_) if table.selection().is_some() => {
+                let table = table.materialize()?;
+                let masks = run(&table).map_err(OpError::Issue)?;
+                (table, masks)
+            }
+            Err(issue) => return Err(OpError::Issue(issue)),
+        };
+        // NULL results count only where the row was still in the table.
+        let null_rows: usize = match table.selection() {
+            None => masks.iter().map(Array::null_count).sum(),
+            Some(sel) => masks
+                .iter()
+                .zip(sel)
+                .filter(|(m, _)| m.null_count() > 0)
+                .map(|(m, s)| s.values().set_indices().filter(|&r| m.is_null(r)).count())
+                .sum(),
+        };
         Ok(Applied::kept(table, masks, track)?.with("null_rows", null_rows as u64))
     }
 }
@@ -242,7 +266,7 @@ impl SqlStep {
             Ok::<_, OpError>((schema, batches))
         })?;
         let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
-        Ok(Applied::same(Table { schema, batches, ids: None }))
+        Ok(Applied::same(Table::new(schema, batches, None)))
     }
 }
 
@@ -297,6 +321,23 @@ mod tests {
         assert_eq!(f.apply(input(), false).unwrap().table.rows(), 1);
         let f = Filter::parse(&json!("starts_with(Country, 'Ö')"), "filter").unwrap();
         assert_eq!(f.apply(input(), false).unwrap().table.rows(), 1);
+    }
+
+    #[test]
+    fn a_filter_after_a_filter_never_sees_the_rows_the_first_removed() {
+        // Quantity 0 would divide by zero, but the first filter removed that row.
+        let schema = Arc::new(Schema::new(vec![Field::new("Quantity", DataType::Int64, true)]));
+        let q = Int64Array::from(vec![Some(0), Some(2), None, Some(5), Some(20)]);
+        let t =
+            Table::from_input(schema.clone(), vec![RecordBatch::try_new(schema, vec![Arc::new(q)]).unwrap()]);
+        let first = Filter::parse(&json!("Quantity <> 0"), "filter").unwrap().apply(t, true).unwrap();
+        assert_eq!((first.removed.as_slice(), first.table.rows()), (&[0, 2][..], 3));
+        let second = Filter::parse(&json!("10 / Quantity > 1"), "steps.2.filter").unwrap();
+        let a = second.apply(first.table, true).unwrap();
+        assert_eq!(a.removed, [4]);
+        assert_eq!(a.table.rows(), 2);
+        // The NULL row was removed by the first filter, so it is no NULL result here.
+        assert_eq!(a.extra, [("null_rows", json!(0))]);
     }
 
     #[test]

@@ -271,6 +271,9 @@ impl Stage for CleanStage {
             }
             let rows_in = table.rows() as u64;
             let started = std::time::Instant::now();
+            if !step.op.works_on_selection() {
+                table = table.materialize()?;
+            }
             let applied =
                 apply(step, table, out, self.keep_rejects, &input.table_name).map_err(|e| match e {
                     OpError::Issue(issue) => diagnostic(spec, &issue),
@@ -298,6 +301,7 @@ impl Stage for CleanStage {
             operations.push(record);
             tracing::debug!(stage = %spec.name, step = step.index, op = step.name, rows = table.rows(), "clean step done");
         }
+        let table = table.materialize()?;
         let mut out = ctx.output(DEFAULT_OUTPUT, table.schema.clone())?;
         for b in table.batches {
             out.write(b)?;

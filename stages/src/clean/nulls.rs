@@ -314,7 +314,7 @@ fn replace(table: Table, i: usize, replacement: &Replacement) -> Result<Table, S
             RecordBatch::try_new(b.schema(), columns).map_err(|e| StageError::arrow("filling NULLs", e))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Table { schema, batches, ids })
+    Ok(Table::new(schema, batches, ids))
 }
 
 /// Forward fill: rows sorted by (group, order, position); a NULL takes the latest non-NULL

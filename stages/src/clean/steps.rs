@@ -97,6 +97,15 @@ pub enum Op {
 }
 
 impl Op {
+    /// Whether the op can take a table whose removed rows are only marked (see
+    /// [`super::table::Table::keep`]); every other op gets the remaining rows copied first.
+    pub fn works_on_selection(&self) -> bool {
+        matches!(
+            self,
+            Op::Select(_) | Op::Drop(_) | Op::Rename(_) | Op::DropNulls(_) | Op::Dedup(_) | Op::Filter(_)
+        )
+    }
+
     /// Whether the op can remove rows (and so send them to `rejects`).
     pub fn removes_rows(&self) -> bool {
         match self {
