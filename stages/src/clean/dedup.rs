@@ -104,30 +104,31 @@ impl Dedup {
             .par_iter()
             .enumerate()
             .map(|(bi, b)| {
-                let cols: Vec<ArrayRef> = key_cols.iter().map(|&i| b.column(i).clone()).collect();
+                // Only rows an earlier op left take part: with a selection, they are copied
+                // out (one batch at a time) and encoded, and `rows` maps them back.
+                let sel = selection.map(|s| &s[bi]).filter(|s| s.true_count() < s.len());
+                let pick = |c: &ArrayRef| match sel {
+                    Some(sel) => arrow::compute::filter(c, sel)
+                        .map_err(|e| StageError::arrow("dedup: selecting rows", e)),
+                    None => Ok(c.clone()),
+                };
+                let cols: Vec<ArrayRef> =
+                    key_cols.iter().map(|&i| pick(b.column(i))).collect::<Result<_, _>>()?;
                 let keys = key_conv.convert_columns(&cols).map_err(arrow_err)?;
+                drop(cols);
                 let order = match (&order_conv, order_col) {
                     (Some(conv), Some(i)) => {
-                        Some(conv.convert_columns(&[b.column(i).clone()]).map_err(arrow_err)?)
+                        Some(conv.convert_columns(&[pick(b.column(i))?]).map_err(arrow_err)?)
                     }
                     _ => None,
                 };
+                let rows = sel.map(|s| s.values().set_indices().map(|r| r as u32).collect::<Vec<u32>>());
                 let hashes: Vec<u64> = keys.iter().map(|r| hash_bytes(r.data())).collect();
                 let mut shards = vec![Vec::new(); SHARDS];
-                // Rows an earlier op removed take no part.
-                match selection.map(|s| &s[bi]) {
-                    Some(sel) => {
-                        for r in sel.values().set_indices() {
-                            shards[shard_of(hashes[r])].push(r as u32);
-                        }
-                    }
-                    None => {
-                        for (r, h) in hashes.iter().enumerate() {
-                            shards[shard_of(*h)].push(r as u32);
-                        }
-                    }
+                for (r, h) in hashes.iter().enumerate() {
+                    shards[shard_of(*h)].push(r as u32);
                 }
-                Ok(Encoded { keys, order, hashes, shards })
+                Ok(Encoded { keys, order, hashes, shards, rows })
             })
             .collect::<Result<Vec<_>, StageError>>()?;
 
@@ -159,7 +160,11 @@ impl Dedup {
         let mut keep: Vec<Vec<bool>> = table.batches.iter().map(|b| vec![false; b.num_rows()]).collect();
         let mut distinct = 0u64;
         for (b, r) in winners.into_iter().flatten() {
-            keep[b as usize][r as usize] = true;
+            let row = match &encoded[b as usize].rows {
+                Some(rows) => rows[r as usize],
+                None => r,
+            };
+            keep[b as usize][row as usize] = true;
             distinct += 1;
         }
         drop(encoded);
@@ -173,6 +178,8 @@ struct Encoded {
     keys: Rows,
     order: Option<Rows>,
     hashes: Vec<u64>,
+    /// The batch row of each encoded row, when only selected rows were encoded.
+    rows: Option<Vec<u32>>,
     shards: Vec<Vec<u32>>,
 }
 
