@@ -256,6 +256,7 @@ pub fn scalar_of(value: &str, ty: &arrow::datatypes::DataType) -> Result<ArrayRe
 mod tests {
     use arrow::array::Int64Array;
     use arrow::datatypes::{DataType, Field, Schema};
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -320,6 +321,56 @@ mod tests {
         let kept = kept.materialize().unwrap();
         assert_eq!((kept.rows(), kept.batches.len(), removed.len()), (0, 0, 0));
         assert_eq!(kept.column(0).unwrap().len(), 0);
+    }
+
+    /// Batches of small values, each row maybe NULL.
+    fn batches() -> impl Strategy<Value = Vec<Vec<Option<i64>>>> {
+        proptest::collection::vec(proptest::collection::vec(proptest::option::of(0i64..5), 0..12), 0..4)
+    }
+
+    proptest! {
+        /// Removing rows step by step by marking them, then copying once, keeps and reports
+        /// exactly the rows that filtering after every step would.
+        #[test]
+        fn marking_then_copying_once_equals_filtering_every_step(
+            parts in batches(),
+            seeds in proptest::collection::vec(any::<u64>(), 1..5),
+        ) {
+            let slices: Vec<&[Option<i64>]> = parts.iter().map(Vec::as_slice).collect();
+            let mut t = table(&slices);
+            // The model: (input position, value) of every row still in the table.
+            let mut model: Vec<(u64, Option<i64>)> =
+                parts.iter().filter(|p| !p.is_empty()).flatten().copied().enumerate().map(|(i, v)| (i as u64, v)).collect();
+            for seed in seeds {
+                // A mask over every row of each batch, removed ones included; NULL removes.
+                let verdict = |id: u64| match (id.wrapping_mul(seed | 1) >> 7) % 3 {
+                    0 => Some(true),
+                    1 => Some(false),
+                    _ => None,
+                };
+                let mut masks = Vec::new();
+                let mut next = 0u64;
+                for b in &t.batches {
+                    masks.push(BooleanArray::from((0..b.num_rows() as u64).map(|r| verdict(next + r)).collect::<Vec<_>>()));
+                    next += b.num_rows() as u64;
+                }
+                let (kept, removed) = t.keep(masks, true).unwrap();
+                let gone: Vec<u64> = model.iter().filter(|(id, _)| verdict(*id) != Some(true)).map(|(id, _)| *id).collect();
+                model.retain(|(id, _)| verdict(*id) == Some(true));
+                prop_assert_eq!(removed, gone);
+                prop_assert_eq!(kept.rows(), model.len());
+                t = kept;
+            }
+            let t = t.materialize().unwrap();
+            let mut got = Vec::new();
+            for (b, batch) in t.batches.iter().enumerate() {
+                let values = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                for r in 0..batch.num_rows() {
+                    got.push((t.id(b, r).unwrap(), values.is_valid(r).then(|| values.value(r))));
+                }
+            }
+            prop_assert_eq!(got, model);
+        }
     }
 
     #[test]
