@@ -448,11 +448,16 @@ impl OutputWriter {
         self.pending_rows += batch.num_rows();
         self.pending.push(batch);
         if self.pending_rows >= self.row_group_rows {
-            let group = std::mem::take(&mut self.pending);
-            self.pending_rows = 0;
+            let group = self.take_pending();
             self.send(group)?;
         }
         Ok(())
+    }
+
+    /// The rows not yet given to the encoder, taken out.
+    fn take_pending(&mut self) -> Vec<RecordBatch> {
+        self.pending_rows = 0;
+        std::mem::take(&mut self.pending)
     }
 
     /// Hands a full row group to the background encoder, starting it on first use.
@@ -487,8 +492,7 @@ impl OutputWriter {
         if let Some(file) = self.hand_off_encoder()? {
             return file.join();
         }
-        let pending = std::mem::take(&mut self.pending);
-        self.pending_rows = 0;
+        let pending = self.take_pending();
         let path = self.tmp_path.clone();
         let parquet = |source| StageError::Parquet { path: path.clone(), source };
         let Encoder::Inline(sink) = &mut self.encoder else {
@@ -505,9 +509,11 @@ impl OutputWriter {
     /// With a background encoder: gives it what is pending, closes its queue and returns it
     /// as the file still being written; `None` for an inline encoder.
     fn hand_off_encoder(&mut self) -> Result<Option<PendingFile>, StageError> {
+        if !matches!(self.encoder, Encoder::Background { .. }) {
+            return Ok(None);
+        }
+        let pending = self.take_pending();
         let Encoder::Background { tx, handle } = &mut self.encoder else { return Ok(None) };
-        let pending = std::mem::take(&mut self.pending);
-        self.pending_rows = 0;
         if !pending.is_empty()
             && let Some(t) = tx.as_ref()
         {
@@ -541,8 +547,7 @@ impl OutputWriter {
             && let Some(batches) = self.retained.take()
         {
             if matches!(self.encoder, Encoder::Inline(_)) && self.pending_rows >= DEFER_ROWS {
-                let group = std::mem::take(&mut self.pending);
-                self.pending_rows = 0;
+                let group = self.take_pending();
                 self.send(group)?;
             }
             match self.hand_off_encoder()? {

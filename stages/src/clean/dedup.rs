@@ -7,7 +7,7 @@
 //! number of threads.
 
 use arrow::array::{ArrayRef, BooleanArray};
-use arrow::compute::SortOptions;
+use arrow::compute::{FilterBuilder, SortOptions};
 use arrow::row::{RowConverter, Rows, SortField};
 use rayon::prelude::*;
 use serde_json::Value;
@@ -107,9 +107,10 @@ impl Dedup {
                 // Only rows an earlier op left take part: with a selection, they are copied
                 // out (one batch at a time) and encoded, and `rows` maps them back.
                 let sel = selection.map(|s| &s[bi]).filter(|s| s.true_count() < s.len());
-                let pick = |c: &ArrayRef| match sel {
-                    Some(sel) => arrow::compute::filter(c, sel)
-                        .map_err(|e| StageError::arrow("dedup: selecting rows", e)),
+                // One predicate per batch, shared by every key column.
+                let predicate = sel.map(|s| FilterBuilder::new(s).optimize().build());
+                let pick = |c: &ArrayRef| match &predicate {
+                    Some(p) => p.filter(c).map_err(|e| StageError::arrow("dedup: selecting rows", e)),
                     None => Ok(c.clone()),
                 };
                 let cols: Vec<ArrayRef> =
