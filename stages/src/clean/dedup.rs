@@ -1,14 +1,21 @@
 //! `dedup`: removes duplicate rows — exact duplicates over every column, or rows sharing
 //! `keys`, keeping the first or last (in row order, or by `order_by`).
 //!
-//! Rows are row-encoded (Arrow's row format: equal values ⇔ equal bytes, NULL equals NULL),
-//! hashed batch-parallel, and spread over shards by hash; each shard decides its winners on
-//! its own thread, walking its rows in input order, so the result does not depend on the
-//! number of threads.
+//! Rows are hashed batch-parallel straight from their columns and spread over shards by
+//! hash; each shard decides its winners on its own thread, walking its rows in input order,
+//! so the result does not depend on the number of threads. Rows whose hashes match are
+//! compared column by column with Arrow's typed comparators (NULL equals NULL, floats by
+//! total order). Nothing is copied: an earlier session row-encoded every row first, and
+//! writing those bytes touched more memory than the whole clean stage's output. Column
+//! types Arrow cannot compare directly still go through the row format.
+
+use std::collections::HashMap;
 
 use arrow::array::{ArrayRef, BooleanArray};
-use arrow::compute::{FilterBuilder, SortOptions};
+use arrow::array::{DynComparator, make_comparator};
+use arrow::compute::SortOptions;
 use arrow::row::{RowConverter, Rows, SortField};
+use datafusion::common::hash_utils::{RandomState, create_hashes};
 use rayon::prelude::*;
 use serde_json::Value;
 use sluice_core::StageError;
@@ -81,111 +88,202 @@ impl Dedup {
             None => (0..table.schema.fields().len()).collect(),
         };
         let order_col = self.order_by.as_ref().map(index).transpose()?;
-        let arrow_err = |e| StageError::arrow("dedup: encoding rows", e);
-        let key_conv = RowConverter::new(
-            key_cols.iter().map(|&i| SortField::new(table.schema.field(i).data_type().clone())).collect(),
-        )
-        .map_err(arrow_err)?;
+        let keys: Vec<Column> = key_cols
+            .iter()
+            .map(|&i| Column::new(&table, i, SortOptions::default()))
+            .collect::<Result<_, _>>()?;
         // NULL orders are never preferred: last for keep = "first", first for keep = "last".
-        let order_conv = order_col
-            .map(|i| {
-                let options = SortOptions { descending: false, nulls_first: self.keep_last };
-                RowConverter::new(vec![SortField::new_with_options(
-                    table.schema.field(i).data_type().clone(),
-                    options,
-                )])
-            })
-            .transpose()
-            .map_err(arrow_err)?;
+        let order = order_col
+            .map(|i| Column::new(&table, i, SortOptions { descending: false, nulls_first: self.keep_last }))
+            .transpose()?;
 
+        // Hash every row of every batch (cheaper than copying out the selected ones), then
+        // spread the rows earlier ops left over the shards.
         let selection = table.selection();
-        let encoded = table
-            .batches
-            .par_iter()
-            .enumerate()
-            .map(|(bi, b)| {
-                // Only rows an earlier op left take part: with a selection, they are copied
-                // out (one batch at a time) and encoded, and `rows` maps them back.
-                let sel = selection.map(|s| &s[bi]).filter(|s| s.true_count() < s.len());
-                // One predicate per batch, shared by every key column.
-                let predicate = sel.map(|s| FilterBuilder::new(s).optimize().build());
-                let pick = |c: &ArrayRef| match &predicate {
-                    Some(p) => p.filter(c).map_err(|e| StageError::arrow("dedup: selecting rows", e)),
-                    None => Ok(c.clone()),
-                };
-                let cols: Vec<ArrayRef> =
-                    key_cols.iter().map(|&i| pick(b.column(i))).collect::<Result<_, _>>()?;
-                let keys = key_conv.convert_columns(&cols).map_err(arrow_err)?;
-                drop(cols);
-                let order = match (&order_conv, order_col) {
-                    (Some(conv), Some(i)) => {
-                        Some(conv.convert_columns(&[pick(b.column(i))?]).map_err(arrow_err)?)
-                    }
-                    _ => None,
-                };
-                let rows = sel.map(|s| s.values().set_indices().map(|r| r as u32).collect::<Vec<u32>>());
-                let hashes: Vec<u64> = keys.iter().map(|r| hash_bytes(r.data())).collect();
+        let batches: Vec<Batch> = (0..table.batches.len())
+            .into_par_iter()
+            .map(|b| {
+                let n = table.batches[b].num_rows();
+                let mut hashes = vec![0u64; n];
+                hash_rows(&keys, b, &mut hashes)?;
                 let mut shards = vec![Vec::new(); SHARDS];
-                for (r, h) in hashes.iter().enumerate() {
-                    shards[shard_of(*h)].push(r as u32);
+                let mut place = |r: usize| shards[shard_of(hashes[r])].push(r as u32);
+                match selection.map(|s| &s[b]).filter(|s| s.true_count() < s.len()) {
+                    Some(sel) => sel.values().set_indices().for_each(&mut place),
+                    None => (0..n).for_each(&mut place),
                 }
-                Ok(Encoded { keys, order, hashes, shards, rows })
+                Ok(Batch { hashes, shards })
             })
             .collect::<Result<Vec<_>, StageError>>()?;
 
         let keep_last = self.keep_last;
-        let ordered = order_col.is_some();
-        let winners: Vec<Vec<(u32, u32)>> = (0..SHARDS)
-            .into_par_iter()
-            .map(|s| {
-                let total: usize = encoded.iter().map(|e| e.shards[s].len()).sum();
-                let mut seen = Seen::with_capacity(total);
-                // Without order_by, "last" is "first" walking backwards.
-                if keep_last && !ordered {
-                    for b in (0..encoded.len()).rev() {
-                        for &r in encoded[b].shards[s].iter().rev() {
-                            visit(&encoded, b, r, keep_last, &mut seen);
-                        }
-                    }
-                } else {
-                    for (b, e) in encoded.iter().enumerate() {
-                        for &r in &e.shards[s] {
-                            visit(&encoded, b, r, keep_last, &mut seen);
-                        }
-                    }
-                }
-                seen.into_iter().map(|w| (w.batch, w.row)).collect()
-            })
-            .collect();
+        let walk = Walk { batches: &batches, keys: &keys, order: order.as_ref(), keep_last };
+        let winners: Vec<Vec<(u32, u32)>> = (0..SHARDS).into_par_iter().map(|s| walk.shard(s)).collect();
 
         let mut keep: Vec<Vec<bool>> = table.batches.iter().map(|b| vec![false; b.num_rows()]).collect();
         let mut distinct = 0u64;
         for (b, r) in winners.into_iter().flatten() {
-            let row = match &encoded[b as usize].rows {
-                Some(rows) => rows[r as usize],
-                None => r,
-            };
-            keep[b as usize][row as usize] = true;
+            keep[b as usize][r as usize] = true;
             distinct += 1;
         }
-        drop(encoded);
+        drop((batches, keys, order));
         let masks = keep.into_iter().map(BooleanArray::from).collect();
         Ok(Applied::kept(table, masks, track)?.with("distinct", distinct))
     }
 }
 
-/// One batch, row-encoded: keys (and order values), their hashes, and its rows per shard.
-struct Encoded {
-    keys: Rows,
-    order: Option<Rows>,
+/// One batch's row hashes, and its rows (those still selected) per shard.
+struct Batch {
     hashes: Vec<u64>,
-    /// The batch row of each encoded row, when only selected rows were encoded.
-    rows: Option<Vec<u32>>,
     shards: Vec<Vec<u32>>,
 }
 
+/// How rows of one column are compared across batches.
+enum Column {
+    /// Arrow's typed comparison on the batches' own arrays: nothing is copied.
+    Typed { arrays: Vec<ArrayRef>, options: SortOptions },
+    /// Types Arrow cannot compare or hash directly: each batch row-encoded (equal values
+    /// have equal bytes, and bytes order as the values do).
+    Encoded(Vec<Rows>),
+}
+
+impl Column {
+    fn new(table: &Table, i: usize, options: SortOptions) -> Result<Column, StageError> {
+        let arrays: Vec<ArrayRef> = table.batches.iter().map(|b| b.column(i).clone()).collect();
+        let Some(first) = arrays.first() else {
+            return Ok(Column::Typed { arrays, options });
+        };
+        let probe = first.slice(0, first.len().min(1));
+        let typed = make_comparator(probe.as_ref(), probe.as_ref(), options).is_ok()
+            && create_hashes([&probe], &RandomState::default(), &mut vec![0; probe.len()]).is_ok();
+        if typed {
+            return Ok(Column::Typed { arrays, options });
+        }
+        let arrow_err = |e| StageError::arrow("dedup: encoding rows", e);
+        let conv = RowConverter::new(vec![SortField::new_with_options(first.data_type().clone(), options)])
+            .map_err(arrow_err)?;
+        let rows = arrays
+            .par_iter()
+            .map(|a| conv.convert_columns(std::slice::from_ref(a)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(arrow_err)?;
+        Ok(Column::Encoded(rows))
+    }
+}
+
+/// Fills `hashes` with a hash of each row of batch `b` over `keys`: equal keys, equal hashes.
+fn hash_rows(keys: &[Column], b: usize, hashes: &mut [u64]) -> Result<(), StageError> {
+    let typed: Vec<&ArrayRef> = keys
+        .iter()
+        .filter_map(|k| match k {
+            Column::Typed { arrays, .. } => Some(&arrays[b]),
+            Column::Encoded(_) => None,
+        })
+        .collect();
+    if !typed.is_empty() {
+        create_hashes(typed, &RandomState::default(), hashes)
+            .map_err(|e| StageError::Internal(format!("dedup: hashing rows: {e}")))?;
+    }
+    for k in keys {
+        if let Column::Encoded(rows) = k {
+            for (r, h) in hashes.iter_mut().enumerate() {
+                *h = hash_bytes(rows[b].row(r).data()) ^ h.rotate_left(29);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What one shard's walk needs; the comparators it builds are its own.
+struct Walk<'a> {
+    batches: &'a [Batch],
+    keys: &'a [Column],
+    order: Option<&'a Column>,
+    keep_last: bool,
+}
+
+/// Comparators of one column for pairs of batches, built on first use.
+type Comparators = HashMap<(u32, u32), DynComparator>;
+
+impl Walk<'_> {
+    /// The winners of shard `s` as (batch, row).
+    fn shard(&self, s: usize) -> Vec<(u32, u32)> {
+        let total: usize = self.batches.iter().map(|e| e.shards[s].len()).sum();
+        let mut seen = Seen::with_capacity(total);
+        let mut key_cmp: Vec<Comparators> = self.keys.iter().map(|_| Comparators::new()).collect();
+        let mut order_cmp = Comparators::new();
+        // Without order_by, "last" is "first" walking backwards.
+        if self.keep_last && self.order.is_none() {
+            for b in (0..self.batches.len()).rev() {
+                for &r in self.batches[b].shards[s].iter().rev() {
+                    self.visit(b as u32, r, &mut seen, &mut key_cmp, &mut order_cmp);
+                }
+            }
+        } else {
+            for (b, e) in self.batches.iter().enumerate() {
+                for &r in &e.shards[s] {
+                    self.visit(b as u32, r, &mut seen, &mut key_cmp, &mut order_cmp);
+                }
+            }
+        }
+        seen.into_iter().map(|w| (w.batch, w.row)).collect()
+    }
+
+    /// Offers row `r` of batch `b` to its group: the first row seen wins unless `order_by`
+    /// says a later one is better.
+    fn visit(
+        &self,
+        b: u32,
+        r: u32,
+        seen: &mut Seen,
+        key_cmp: &mut [Comparators],
+        order_cmp: &mut Comparators,
+    ) {
+        let hash = self.batches[b as usize].hashes[r as usize];
+        let same =
+            |w: &Winner| {
+                w.hash == hash
+                    && self.keys.iter().zip(key_cmp.iter_mut()).all(|(k, cmp)| {
+                        compare(k, cmp, (w.batch, w.row), (b, r)) == std::cmp::Ordering::Equal
+                    })
+            };
+        match (seen.find_mut(hash, same), self.order) {
+            (None, _) => {
+                seen.insert_unique(hash, Winner { hash, batch: b, row: r }, |w| w.hash);
+            }
+            (Some(_), None) => {}
+            (Some(slot), Some(order)) => {
+                let candidate = compare(order, order_cmp, (b, r), (slot.batch, slot.row));
+                let better = if self.keep_last { candidate.is_ge() } else { candidate.is_lt() };
+                if better {
+                    slot.batch = b;
+                    slot.row = r;
+                }
+            }
+        }
+    }
+}
+
+/// Orders row `a` against row `b` (each as batch, row) by one column.
+fn compare(col: &Column, cache: &mut Comparators, a: (u32, u32), b: (u32, u32)) -> std::cmp::Ordering {
+    match col {
+        Column::Encoded(rows) => {
+            rows[a.0 as usize].row(a.1 as usize).cmp(&rows[b.0 as usize].row(b.1 as usize))
+        }
+        Column::Typed { arrays, options } => {
+            let cmp = cache.entry((a.0, b.0)).or_insert_with(|| {
+                // Column::new checked this type compares; a failure here cannot happen,
+                // and treating it as "different" keeps both rows.
+                make_comparator(arrays[a.0 as usize].as_ref(), arrays[b.0 as usize].as_ref(), *options)
+                    .unwrap_or_else(|_| Box::new(|_, _| std::cmp::Ordering::Less))
+            });
+            cmp(a.1 as usize, b.1 as usize)
+        }
+    }
+}
+
 /// One group's current winner: 16 bytes, so millions of groups stay cache-friendly; the
-/// row's bytes are looked up only when hashes match.
+/// row's values are looked at only when hashes match.
 #[derive(Clone, Copy)]
 struct Winner {
     hash: u64,
@@ -194,35 +292,6 @@ struct Winner {
 }
 
 type Seen = hashbrown::HashTable<Winner>;
-
-/// Offers row `r` of batch `b` to its group: the first row seen wins unless `order_by`
-/// says a later one is better.
-fn visit(encoded: &[Encoded], b: usize, r: u32, keep_last: bool, seen: &mut Seen) {
-    let e = &encoded[b];
-    let hash = e.hashes[r as usize];
-    let bytes = e.keys.row(r as usize).data();
-    let same =
-        |w: &Winner| w.hash == hash && encoded[w.batch as usize].keys.row(w.row as usize).data() == bytes;
-    match (seen.find_mut(hash, same), &e.order) {
-        (None, _) => {
-            seen.insert_unique(hash, Winner { hash, batch: b as u32, row: r }, |w| w.hash);
-        }
-        (Some(_), None) => {}
-        (Some(slot), Some(order)) => {
-            let current = encoded[slot.batch as usize].order.as_ref().map(|o| o.row(slot.row as usize));
-            let candidate = order.row(r as usize);
-            let better = match current {
-                Some(c) if keep_last => candidate >= c,
-                Some(c) => candidate < c,
-                None => false,
-            };
-            if better {
-                slot.batch = b as u32;
-                slot.row = r;
-            }
-        }
-    }
-}
 
 /// Which shard a hash goes to: middle bits, so the bits the hash table uses stay varied.
 fn shard_of(hash: u64) -> usize {
@@ -258,9 +327,10 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{Array, Int64Array, StringArray};
+    use arrow::array::{Array, Float64Array, Int64Array, NullArray, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
     use arrow::record_batch::RecordBatch;
+    use proptest::prelude::*;
     use serde_json::json;
 
     use super::*;
@@ -364,6 +434,120 @@ mod tests {
         let mut issues = Vec::new();
         Dedup::parse(&json!({"keys": ["kk"]}), "dedup").unwrap().derive(&data().schema, &mut issues);
         assert_eq!(issues[0].key, "dedup.keys.0");
+    }
+
+    #[test]
+    fn a_column_arrow_cannot_compare_goes_through_the_row_format() {
+        // NULL-typed columns have no typed comparator; every value is NULL, so rows differ
+        // only in `k`.
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Null, true),
+            Field::new("k", DataType::Utf8, true),
+        ]));
+        let batch = |k: Vec<Option<&str>>| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(NullArray::new(k.len())), Arc::new(StringArray::from(k))],
+            )
+            .unwrap()
+        };
+        let t = Table::from_input(
+            schema.clone(),
+            vec![batch(vec![Some("a"), None, Some("a")]), batch(vec![None, Some("b"), Some("a")])],
+        );
+        let a = Dedup::parse(&json!(true), "dedup").unwrap().apply(t, true).unwrap();
+        assert_eq!(a.removed, [2, 3, 5]);
+        assert_eq!(a.extra, [("distinct", json!(3))]);
+    }
+
+    /// A row of the property test: a string key, an integer and a float (compared by bits,
+    /// as Arrow's total order does).
+    type Row = (Option<String>, Option<i64>, Option<f64>);
+
+    fn row() -> impl Strategy<Value = Row> {
+        let text = proptest::option::of(
+            prop_oneof![Just("a"), Just("b"), Just("ä"), Just("")].prop_map(String::from),
+        );
+        let float = proptest::option::of(prop_oneof![Just(0.5), Just(-0.0), Just(0.0), Just(f64::NAN)]);
+        (text, proptest::option::of(0i64..3), float)
+    }
+
+    fn float_table(parts: &[Vec<Row>]) -> Table {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("v", DataType::Int64, true),
+            Field::new("f", DataType::Float64, true),
+        ]));
+        let batches = parts
+            .iter()
+            .map(|p| {
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(StringArray::from(p.iter().map(|r| r.0.clone()).collect::<Vec<_>>())),
+                        Arc::new(Int64Array::from(p.iter().map(|r| r.1).collect::<Vec<_>>())),
+                        Arc::new(Float64Array::from(p.iter().map(|r| r.2).collect::<Vec<_>>())),
+                    ],
+                )
+                .unwrap()
+            })
+            .collect();
+        Table::from_input(schema, batches)
+    }
+
+    proptest! {
+        /// Whatever the keys, keep rule, order column and rows removed before, dedup keeps
+        /// exactly the rows a one-row-at-a-time model keeps.
+        #[test]
+        fn dedup_keeps_what_a_row_by_row_model_keeps(
+            parts in proptest::collection::vec(proptest::collection::vec(row(), 0..10), 0..4),
+            gone in proptest::collection::vec(any::<bool>(), 40),
+            keys_k_only in any::<bool>(),
+            keep_last in any::<bool>(),
+            by_v in any::<bool>(),
+        ) {
+            let mut t = float_table(&parts);
+            // Remove some rows first, as an earlier op would.
+            let mut id = 0;
+            let masks: Vec<BooleanArray> = t.batches.iter().map(|b| {
+                BooleanArray::from((0..b.num_rows()).map(|_| { id += 1; !gone[(id - 1) % gone.len()] }).collect::<Vec<_>>())
+            }).collect();
+            t = t.keep(masks, true).unwrap().0;
+            let mut config = serde_json::Map::new();
+            if keys_k_only { config.insert("keys".into(), json!(["k"])); }
+            config.insert("keep".into(), json!(if keep_last { "last" } else { "first" }));
+            if by_v { config.insert("order_by".into(), json!("v")); }
+            let op = Dedup::parse(&Value::Object(config), "dedup").unwrap();
+            let got = op.apply(t, true).unwrap().removed;
+
+            // The model: walk the rows still there in input order.
+            let rows: Vec<(u64, &Row)> = parts.iter().flatten().enumerate()
+                .filter(|(i, _)| !gone[i % gone.len()]).map(|(i, r)| (i as u64, r)).collect();
+            let key = |r: &Row| if keys_k_only { (r.0.clone(), None, None) } else { (r.0.clone(), r.1, r.2.map(f64::to_bits)) };
+            let mut winners: Vec<(u64, &Row)> = Vec::new();
+            for &(id, r) in &rows {
+                match winners.iter_mut().find(|w| key(w.1) == key(r)) {
+                    None => winners.push((id, r)),
+                    Some(w) => {
+                        let better = if by_v {
+                            // NULL never wins over a value; ties go to the later row for "last".
+                            match (r.1, w.1.1) {
+                                (Some(a), Some(b)) => if keep_last { a >= b } else { a < b },
+                                (Some(_), None) => true,
+                                (None, Some(_)) => false,
+                                (None, None) => keep_last,
+                            }
+                        } else {
+                            keep_last
+                        };
+                        if better { *w = (id, r); }
+                    }
+                }
+            }
+            let kept: Vec<u64> = winners.iter().map(|w| w.0).collect();
+            let want: Vec<u64> = rows.iter().map(|r| r.0).filter(|id| !kept.contains(id)).collect();
+            prop_assert_eq!(got, want);
+        }
     }
 
     #[test]
