@@ -220,9 +220,9 @@ impl ParquetSink {
         Ok(ParquetSink { writer, factory, schema, row_groups: 0 })
     }
 
-    /// Encodes `batches` as one row group: every column on its own rayon task, then the
-    /// column chunks appended in schema order.
-    fn write_row_group(&mut self, batches: &[RecordBatch]) -> Result<(), ParquetError> {
+    /// Encodes `batches` as one row group, then appends the column chunks in schema order.
+    /// With `parallel`, every column is its own rayon task.
+    fn write_row_group(&mut self, batches: &[RecordBatch], parallel: bool) -> Result<(), ParquetError> {
         let writers = self.factory.create_column_writers(self.row_groups)?;
         // Group the leaf writers by top-level field (a nested field has several leaves).
         let mut per_field: Vec<Vec<ArrowColumnWriter>> = Vec::with_capacity(self.schema.fields().len());
@@ -242,10 +242,10 @@ impl ParquetSink {
             }
             field_writers.into_iter().map(ArrowColumnWriter::close).collect::<Result<Vec<_>, _>>()
         };
-        let chunks: Vec<Result<Vec<ArrowColumnChunk>, ParquetError>> = if rows >= 16 * 1024 {
+        let chunks: Vec<Result<Vec<ArrowColumnChunk>, ParquetError>> = if parallel && rows >= 16 * 1024 {
             per_field.into_iter().enumerate().collect::<Vec<_>>().into_par_iter().map(encode).collect()
         } else {
-            // Not worth a task switch for a few rows.
+            // Not worth a task switch for a few rows; or encoding in the background.
             per_field.into_iter().enumerate().map(encode).collect()
         };
         let mut group = self.writer.next_row_group()?;
@@ -469,8 +469,10 @@ impl OutputWriter {
             let handle = std::thread::Builder::new()
                 .name(format!("write-{}", self.name))
                 .spawn(move || {
+                    // One column at a time: rayon tasks of whole columns would make the
+                    // stages running meanwhile queue their own parallel work behind them.
                     for group in rx {
-                        sink.write_row_group(&group)?;
+                        sink.write_row_group(&group, false)?;
                     }
                     sink.close()
                 })
@@ -501,7 +503,7 @@ impl OutputWriter {
         let mut sink =
             sink.take().ok_or_else(|| StageError::Internal("output writer closed twice".into()))?;
         if !pending.is_empty() {
-            sink.write_row_group(&pending).map_err(parquet)?;
+            sink.write_row_group(&pending, true).map_err(parquet)?;
         }
         sink.close().map_err(parquet)
     }

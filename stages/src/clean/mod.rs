@@ -10,6 +10,7 @@
 
 pub mod clip;
 pub mod columns;
+pub mod compact;
 pub mod convert;
 pub mod dedup;
 pub mod expr;

@@ -8,13 +8,15 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, UInt64Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt64Array};
 use arrow::compute::kernels::boolean::{and, and_not};
-use arrow::compute::{concat, filter, filter_record_batch, prep_null_mask_filter};
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
+use arrow::compute::{FilterBuilder, concat, filter, prep_null_mask_filter};
+use arrow::datatypes::{SchemaRef, UInt64Type};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use rayon::prelude::*;
 use sluice_core::StageError;
+
+use super::compact::compact;
 
 /// Batches with their input row positions.
 #[derive(Debug, Clone)]
@@ -155,23 +157,36 @@ impl Table {
     pub fn materialize(self) -> Result<Table, StageError> {
         let Some(selection) = self.selection else { return Ok(self) };
         let err = |e| StageError::arrow("removing rows", e);
-        let ids = self.ids;
+        let ids_known = self.ids.is_some();
+        // Moved in with their batches, so that both can be compacted in place.
+        let ids: Vec<Option<UInt64Array>> = match self.ids {
+            Some(ids) => ids.into_iter().map(Some).collect(),
+            None => vec![None; self.batches.len()],
+        };
         let results = self
             .batches
             .into_par_iter()
             .zip(selection.into_par_iter())
-            .enumerate()
-            .filter(|(_, (_, mask))| mask.true_count() > 0)
-            .map(|(i, (batch, mask))| {
-                let id = ids.as_ref().and_then(|v| v.get(i));
+            .zip(ids.into_par_iter())
+            .filter(|((_, mask), _)| mask.true_count() > 0)
+            .map(|((batch, mask), id)| {
                 if mask.true_count() == mask.len() {
-                    return Ok((batch, id.cloned()));
+                    return Ok((batch, id));
                 }
-                let kept = filter_record_batch(&batch, &mask).map_err(err)?;
+                let predicate = FilterBuilder::new(&mask).optimize().build();
+                let (schema, columns, _) = batch.into_parts();
+                let columns = columns
+                    .into_iter()
+                    .map(|c| compact(c, &mask, &predicate))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(err)?;
+                let options = RecordBatchOptions::new().with_row_count(Some(mask.true_count()));
+                let kept = RecordBatch::try_new_with_options(schema, columns, &options).map_err(err)?;
                 let kept_ids = match id {
-                    Some(id) => {
-                        filter(id, &mask).map_err(err)?.as_any().downcast_ref::<UInt64Array>().cloned()
-                    }
+                    Some(id) => compact(Arc::new(id), &mask, &predicate)
+                        .map_err(err)?
+                        .as_primitive_opt::<UInt64Type>()
+                        .cloned(),
                     None => None,
                 };
                 Ok((kept, kept_ids))
@@ -179,7 +194,7 @@ impl Table {
             .collect::<Result<Vec<_>, StageError>>()?;
         let mut batches = Vec::with_capacity(results.len());
         let mut new_ids = Vec::with_capacity(results.len());
-        let mut ids_known = ids.is_some();
+        let mut ids_known = ids_known;
         for (batch, id) in results {
             match id {
                 Some(id) => new_ids.push(id),
