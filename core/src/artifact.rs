@@ -8,6 +8,7 @@
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
@@ -280,6 +281,16 @@ fn leaf_count(ty: &DataType) -> usize {
     }
 }
 
+/// The threads that encode outputs in the background (one per core, started on first
+/// use); `None` if they cannot be started, and then columns are encoded one at a time.
+fn encode_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new().thread_name(|i| format!("sluice-encode-{i}")).build().ok()
+    })
+    .as_ref()
+}
+
 /// Where encoding happens: inline for small outputs (most stages of a pipeline — no thread
 /// to start), on a background thread once a first full row group exists.
 enum Encoder {
@@ -469,10 +480,14 @@ impl OutputWriter {
             let handle = std::thread::Builder::new()
                 .name(format!("write-{}", self.name))
                 .spawn(move || {
-                    // One column at a time: rayon tasks of whole columns would make the
-                    // stages running meanwhile queue their own parallel work behind them.
+                    // Columns in parallel on a pool of their own: on the shared pool,
+                    // whole-column tasks would make the stages running meanwhile queue
+                    // their parallel work behind them.
                     for group in rx {
-                        sink.write_row_group(&group, false)?;
+                        match encode_pool() {
+                            Some(pool) => pool.install(|| sink.write_row_group(&group, true))?,
+                            None => sink.write_row_group(&group, false)?,
+                        }
                     }
                     sink.close()
                 })
