@@ -432,25 +432,26 @@ mod tests {
 
     use super::*;
 
+    /// A table of `fields`, one batch per entry of `parts` (that batch's columns).
+    fn table(fields: Vec<Field>, parts: Vec<Vec<ArrayRef>>) -> Table {
+        let schema = Arc::new(Schema::new(fields));
+        let batches =
+            parts.into_iter().map(|cols| RecordBatch::try_new(schema.clone(), cols).unwrap()).collect();
+        Table::from_input(schema, batches)
+    }
+
     fn input(parts: &[&[(Option<&str>, Option<i64>)]]) -> Table {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Utf8, true),
-            Field::new("v", DataType::Int64, true),
-        ]));
-        let batches = parts
+        let fields = vec![Field::new("k", DataType::Utf8, true), Field::new("v", DataType::Int64, true)];
+        let parts = parts
             .iter()
-            .map(|p| {
-                RecordBatch::try_new(
-                    schema.clone(),
-                    vec![
-                        Arc::new(StringArray::from(p.iter().map(|r| r.0).collect::<Vec<_>>())),
-                        Arc::new(Int64Array::from(p.iter().map(|r| r.1).collect::<Vec<_>>())),
-                    ],
-                )
-                .unwrap()
+            .map(|p| -> Vec<ArrayRef> {
+                vec![
+                    Arc::new(StringArray::from(p.iter().map(|r| r.0).collect::<Vec<_>>())),
+                    Arc::new(Int64Array::from(p.iter().map(|r| r.1).collect::<Vec<_>>())),
+                ]
             })
             .collect();
-        Table::from_input(schema, batches)
+        table(fields, parts)
     }
 
     fn rows(t: &Table) -> Vec<(Option<String>, Option<i64>)> {
@@ -537,19 +538,12 @@ mod tests {
     fn a_column_arrow_cannot_compare_goes_through_the_row_format() {
         // NULL-typed columns have no typed comparator; every value is NULL, so rows differ
         // only in `k`.
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("n", DataType::Null, true),
-            Field::new("k", DataType::Utf8, true),
-        ]));
-        let batch = |k: Vec<Option<&str>>| {
-            RecordBatch::try_new(
-                schema.clone(),
-                vec![Arc::new(NullArray::new(k.len())), Arc::new(StringArray::from(k))],
-            )
-            .unwrap()
+        let fields = vec![Field::new("n", DataType::Null, true), Field::new("k", DataType::Utf8, true)];
+        let batch = |k: Vec<Option<&str>>| -> Vec<ArrayRef> {
+            vec![Arc::new(NullArray::new(k.len())), Arc::new(StringArray::from(k))]
         };
-        let t = Table::from_input(
-            schema.clone(),
+        let t = table(
+            fields,
             vec![batch(vec![Some("a"), None, Some("a")]), batch(vec![None, Some("b"), Some("a")])],
         );
         let a = Dedup::parse(&json!(true), "dedup").unwrap().apply(t, true).unwrap();
@@ -597,26 +591,22 @@ mod tests {
     }
 
     fn float_table(parts: &[Vec<Row>]) -> Table {
-        let schema = Arc::new(Schema::new(vec![
+        let fields = vec![
             Field::new("k", DataType::Utf8, true),
             Field::new("v", DataType::Int64, true),
             Field::new("f", DataType::Float64, true),
-        ]));
-        let batches = parts
+        ];
+        let parts = parts
             .iter()
-            .map(|p| {
-                RecordBatch::try_new(
-                    schema.clone(),
-                    vec![
-                        Arc::new(StringArray::from(p.iter().map(|r| r.0.clone()).collect::<Vec<_>>())),
-                        Arc::new(Int64Array::from(p.iter().map(|r| r.1).collect::<Vec<_>>())),
-                        Arc::new(Float64Array::from(p.iter().map(|r| r.2).collect::<Vec<_>>())),
-                    ],
-                )
-                .unwrap()
+            .map(|p| -> Vec<ArrayRef> {
+                vec![
+                    Arc::new(StringArray::from(p.iter().map(|r| r.0.clone()).collect::<Vec<_>>())),
+                    Arc::new(Int64Array::from(p.iter().map(|r| r.1).collect::<Vec<_>>())),
+                    Arc::new(Float64Array::from(p.iter().map(|r| r.2).collect::<Vec<_>>())),
+                ]
             })
             .collect();
-        Table::from_input(schema, batches)
+        table(fields, parts)
     }
 
     proptest! {
