@@ -246,7 +246,7 @@ impl ParquetSink {
         let chunks: Vec<Result<Vec<ArrowColumnChunk>, ParquetError>> = if parallel && rows >= 16 * 1024 {
             per_field.into_iter().enumerate().collect::<Vec<_>>().into_par_iter().map(encode).collect()
         } else {
-            // Not worth a task switch for a few rows; or encoding in the background.
+            // Not worth a task switch for a few rows (or there is no pool to use).
             per_field.into_iter().enumerate().map(encode).collect()
         };
         let mut group = self.writer.next_row_group()?;

@@ -148,8 +148,9 @@ impl Table {
         Ok((table, removed))
     }
 
-    /// Copies the selected rows into new batches (in parallel), dropping emptied batches:
-    /// afterwards `batches` holds exactly the table's rows.
+    /// Keeps only the selected rows (in parallel), dropping emptied batches: afterwards
+    /// `batches` holds exactly the table's rows. Columns clean alone holds are compacted in
+    /// their own buffers, others copied (see [`compact`]).
     pub fn materialize(self) -> Result<Table, StageError> {
         let Some(selection) = self.selection else { return Ok(self) };
         let err = |e| StageError::arrow("removing rows", e);
