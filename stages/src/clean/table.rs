@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt64Array};
+use arrow::array::{Array, ArrayRef, BooleanArray, UInt64Array};
 use arrow::compute::kernels::boolean::{and, and_not};
 use arrow::compute::{FilterBuilder, concat, filter, prep_null_mask_filter};
-use arrow::datatypes::{SchemaRef, UInt64Type};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use rayon::prelude::*;
 use sluice_core::StageError;
@@ -154,8 +154,7 @@ impl Table {
     pub fn materialize(self) -> Result<Table, StageError> {
         let Some(selection) = self.selection else { return Ok(self) };
         let err = |e| StageError::arrow("removing rows", e);
-        let ids_known = self.ids.is_some();
-        // Moved in with their batches, so that both can be compacted in place.
+        let mut ids_known = self.ids.is_some();
         let ids: Vec<Option<RowIds>> = match self.ids {
             Some(ids) => ids.into_iter().map(Some).collect(),
             None => vec![None; self.batches.len()],
@@ -167,7 +166,8 @@ impl Table {
             .zip(ids.into_par_iter())
             .filter(|((_, mask), _)| mask.true_count() > 0)
             .map(|((batch, mask), id)| {
-                if mask.true_count() == mask.len() {
+                let rows = mask.true_count();
+                if rows == mask.len() {
                     return Ok((batch, id));
                 }
                 let predicate = FilterBuilder::new(&mask).optimize().build();
@@ -177,25 +177,14 @@ impl Table {
                     .map(|c| compact(c, &mask, &predicate))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(err)?;
-                let options = RecordBatchOptions::new().with_row_count(Some(mask.true_count()));
+                let options = RecordBatchOptions::new().with_row_count(Some(rows));
                 let kept = RecordBatch::try_new_with_options(schema, columns, &options).map_err(err)?;
-                let kept_ids = match id {
-                    Some(RowIds::From(first)) => Some(RowIds::Each(UInt64Array::from_iter_values(
-                        mask.values().set_indices().map(|r| first + r as u64),
-                    ))),
-                    Some(RowIds::Each(id)) => compact(Arc::new(id), &mask, &predicate)
-                        .map_err(err)?
-                        .as_primitive_opt::<UInt64Type>()
-                        .cloned()
-                        .map(RowIds::Each),
-                    None => None,
-                };
+                let kept_ids = id.map(|ids| RowIds::Each(UInt64Array::from(ids.pick(&mask))));
                 Ok((kept, kept_ids))
             })
             .collect::<Result<Vec<_>, StageError>>()?;
         let mut batches = Vec::with_capacity(results.len());
         let mut new_ids = Vec::with_capacity(results.len());
-        let mut ids_known = ids_known;
         for (batch, id) in results {
             match id {
                 Some(id) => new_ids.push(id),
