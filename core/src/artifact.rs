@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
 use crate::error::{CoreError, StageError};
+use crate::latch::Latch;
 
 /// Name of the file that marks a complete artifact and describes it.
 pub const MANIFEST: &str = "manifest.json";
@@ -298,6 +299,8 @@ enum Encoder {
     Background {
         tx: Option<SyncSender<Vec<RecordBatch>>>,
         handle: Option<JoinHandle<Result<(), ParquetError>>>,
+        /// Opens once the thread has dropped every batch it was given.
+        released: Latch,
     },
 }
 
@@ -477,6 +480,7 @@ impl OutputWriter {
             let mut sink =
                 sink.take().ok_or_else(|| StageError::Internal("output writer used after failure".into()))?;
             let (tx, rx) = sync_channel::<Vec<RecordBatch>>(2);
+            let (released, opener) = Latch::new();
             let handle = std::thread::Builder::new()
                 .name(format!("write-{}", self.name))
                 .spawn(move || {
@@ -489,10 +493,12 @@ impl OutputWriter {
                             None => sink.write_row_group(&group, false)?,
                         }
                     }
+                    // Every group is dropped by now (on an error too, with `opener`).
+                    drop(opener);
                     sink.close()
                 })
                 .map_err(|e| StageError::io(&self.tmp_path, e))?;
-            self.encoder = Encoder::Background { tx: Some(tx), handle: Some(handle) };
+            self.encoder = Encoder::Background { tx: Some(tx), handle: Some(handle), released };
         }
         if let Encoder::Background { tx, .. } = &self.encoder {
             let sent = tx.as_ref().map(|tx| tx.send(group));
@@ -530,7 +536,7 @@ impl OutputWriter {
             return Ok(None);
         }
         let pending = self.take_pending();
-        let Encoder::Background { tx, handle } = &mut self.encoder else { return Ok(None) };
+        let Encoder::Background { tx, handle, .. } = &mut self.encoder else { return Ok(None) };
         if !pending.is_empty()
             && let Some(t) = tx.as_ref()
         {
@@ -567,17 +573,24 @@ impl OutputWriter {
                 let group = self.take_pending();
                 self.send(group)?;
             }
+            let released = match &self.encoder {
+                Encoder::Background { released, .. } => Some(released.clone()),
+                Encoder::Inline(_) => None,
+            };
             match self.hand_off_encoder()? {
                 Some(file) => {
                     let info =
                         OutputInfo { file: format!("{}.parquet", self.name), rows: self.rows, bytes: 0 };
-                    let ds = Dataset::in_memory(
+                    let mut ds = Dataset::in_memory(
                         self.schema.clone(),
                         self.final_path.clone(),
                         self.rows,
                         0,
                         batches,
                     );
+                    if let Some(latch) = released {
+                        ds = ds.encoded_until(latch);
+                    }
                     return Ok((info, ds, Some(file)));
                 }
                 // Encoded inline: finished below, like any other output.
@@ -654,7 +667,7 @@ impl Drop for OutputWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Int64Array, StringArray};
+    use arrow::array::{AsArray, Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
     use std::sync::Arc;
 
@@ -791,6 +804,22 @@ mod tests {
         assert_eq!((info.rows, info.bytes), (n as u64, 0), "the size is known only once the file is done");
         let rows: Vec<RecordBatch> = ds.memory().expect("rows stay in memory").to_vec();
         assert_eq!(arrow::compute::concat_batches(&full.schema(), &rows).unwrap(), full);
+        drop(rows);
+        // Once the encoder lets go (maybe already), the rows are the dataset's alone, so a
+        // stage can change them in place.
+        if let Some(latch) = ds.encoder() {
+            latch.wait();
+        }
+        assert!(ds.encoder().is_none());
+        let mut ds = ds;
+        let mut taken = ds.take_all().unwrap();
+        drop(full);
+        let ids = taken.remove(0).column(0).clone();
+        drop(taken);
+        let values = ids.as_primitive::<arrow::datatypes::Int64Type>().values().inner().clone();
+        drop(ids);
+        assert!(values.into_mutable().is_ok(), "nothing else holds the rows");
+        let full = batch(n);
         let bytes = pending.wait().unwrap();
         let path = tmp.join("data.parquet");
         assert_eq!(bytes, fs::metadata(&path).unwrap().len());

@@ -10,6 +10,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::StageError;
+use crate::latch::Latch;
 
 /// One named output of a stage: a Parquet file, or a directory of Parquet parts (an
 /// incremental collect's accumulated data, one part per run).
@@ -24,6 +25,9 @@ pub struct Dataset {
     /// Size of the Parquet file.
     pub bytes: u64,
     memory: Option<Arc<Vec<RecordBatch>>>,
+    /// Opens when the encoder writing this output's file has dropped its references to
+    /// `memory`; `None` when nothing else holds them.
+    encoding: Option<Latch>,
 }
 
 /// Rows per batch when reading Parquet back.
@@ -38,7 +42,7 @@ impl Dataset {
         bytes: u64,
         batches: Vec<RecordBatch>,
     ) -> Self {
-        Dataset { schema, path, rows, bytes, memory: Some(Arc::new(batches)) }
+        Dataset { schema, path, rows, bytes, memory: Some(Arc::new(batches)), encoding: None }
     }
 
     /// Opens a Parquet artifact, a file or a directory of parts (reads only footers).
@@ -62,7 +66,27 @@ impl Dataset {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|source| StageError::Parquet { path: path.to_path_buf(), source })?;
         let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
-        Ok(Dataset { schema: builder.schema().clone(), path: path.to_path_buf(), rows, bytes, memory: None })
+        Ok(Dataset {
+            schema: builder.schema().clone(),
+            path: path.to_path_buf(),
+            rows,
+            bytes,
+            memory: None,
+            encoding: None,
+        })
+    }
+
+    /// Marks the in-memory batches as also held by a background encoder until `latch` opens.
+    pub fn encoded_until(mut self, latch: Latch) -> Self {
+        self.encoding = Some(latch);
+        self
+    }
+
+    /// While the in-memory batches' buffers are still shared with the encoder writing the
+    /// file, the latch that opens when it lets go (a stage that would copy them can wait
+    /// and reuse them in place instead).
+    pub fn encoder(&self) -> Option<&Latch> {
+        self.encoding.as_ref().filter(|l| !l.is_open())
     }
 
     /// The batches, if they are held in memory.

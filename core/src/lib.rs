@@ -7,7 +7,8 @@
 //! - [`interpolate`], [`redact`] `${params.X}` / `${env.X}` and keeping secrets out of output
 //! - [`graph`] topological order, cycles, closures, Mermaid/dot
 //! - [`plan`] cache keys and why each stage runs; [`executor`] runs the plan
-//! - [`artifact`], [`dataset`] Parquet artifacts written atomically; outputs as inputs
+//! - [`artifact`], [`dataset`] Parquet artifacts written atomically; outputs as inputs;
+//!   [`latch`] tells a stage when the background encoder has let go of its input's rows
 //! - [`record`] run records; [`observer`] one interface for progress and records
 //! - [`state`] state dir layout, locks, fingerprints; [`gc`] housekeeping
 //! - [`schema`] schema contracts: output schemas derived before running, checked again at run time
@@ -23,6 +24,7 @@ pub mod executor;
 pub mod gc;
 pub mod graph;
 pub mod interpolate;
+pub mod latch;
 pub mod node;
 pub mod observer;
 pub mod plan;

@@ -23,6 +23,7 @@ pub mod text;
 
 use arrow::datatypes::SchemaRef;
 use serde_json::{Map, Value, json};
+use sluice_core::latch::Latch;
 use sluice_core::registry::{Arity, Derived, Issue};
 use sluice_core::spec::DEFAULT_OUTPUT;
 use sluice_core::stage::{Input, Stage, StageContext};
@@ -257,6 +258,8 @@ impl Stage for CleanStage {
             inputs.first_mut().ok_or_else(|| StageError::Internal("clean stage without input".into()))?;
         let spec = ctx.spec;
         let input_schema = input.dataset.schema.clone();
+        // With rejects kept, the input rows stay shared anyway: nothing to wait for.
+        let encoder = if self.keep_rejects { None } else { input.dataset.encoder().cloned() };
         // Moved out, so each operation's input is freed as soon as the next table exists.
         let mut table = Table::from_input(input_schema.clone(), input.dataset.take_all()?);
         // The input rows stay alive only when rejects are written from them.
@@ -273,7 +276,7 @@ impl Stage for CleanStage {
             let rows_in = table.rows() as u64;
             let started = std::time::Instant::now();
             if !step.op.works_on_selection() {
-                table = table.materialize()?;
+                table = materialize(spec, table, encoder.as_ref())?;
             }
             let applied =
                 apply(step, table, out, self.keep_rejects, &input.table_name).map_err(|e| match e {
@@ -302,7 +305,7 @@ impl Stage for CleanStage {
             operations.push(record);
             tracing::debug!(stage = %spec.name, step = step.index, op = step.name, rows = table.rows(), "clean step done");
         }
-        let table = table.materialize()?;
+        let table = materialize(spec, table, encoder.as_ref())?;
         let mut out = ctx.output(DEFAULT_OUTPUT, table.schema.clone())?;
         for b in table.batches {
             out.write(b)?;
@@ -322,6 +325,21 @@ impl Stage for CleanStage {
         ctx.metric("rows_removed", removed_total);
         Ok(())
     }
+}
+
+/// Keeps only the selected rows. While the input's Parquet file is still being encoded
+/// its buffers are shared, and removing rows would copy every kept row into fresh memory;
+/// waiting for the encoder lets [`Table::materialize`] compact them in place instead,
+/// which costs less than the copy whenever the cores are busy anyway (docs/decisions.md).
+fn materialize(spec: &StageSpec, table: Table, encoder: Option<&Latch>) -> Result<Table, StageError> {
+    if table.selection().is_some()
+        && let Some(latch) = encoder
+        && !latch.is_open()
+    {
+        let waited = latch.wait();
+        tracing::debug!(stage = %spec.name, ms = waited.as_secs_f64() * 1000.0, "waited for the input's encoder");
+    }
+    table.materialize()
 }
 
 fn apply(
