@@ -275,8 +275,9 @@ impl Stage for CleanStage {
             }
             let rows_in = table.rows() as u64;
             let started = std::time::Instant::now();
+            let mut waited = std::time::Duration::ZERO;
             if !step.op.works_on_selection() {
-                table = materialize(spec, table, encoder.as_ref())?;
+                (table, waited) = materialize(spec, table, encoder.as_ref())?;
             }
             let applied =
                 apply(step, table, out, self.keep_rejects, &input.table_name).map_err(|e| match e {
@@ -297,15 +298,17 @@ impl Stage for CleanStage {
                 for (k, v) in extra {
                     obj.insert(k.to_string(), v);
                 }
-                obj.insert(
-                    "ms".into(),
-                    json!((started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0),
-                );
+                let ms = |d: std::time::Duration| json!((d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0);
+                obj.insert("ms".into(), ms(started.elapsed().saturating_sub(waited)));
+                if !waited.is_zero() {
+                    // Not the operation's own time: see `materialize`.
+                    obj.insert("waited_for_input_ms".into(), ms(waited));
+                }
             }
             operations.push(record);
             tracing::debug!(stage = %spec.name, step = step.index, op = step.name, rows = table.rows(), "clean step done");
         }
-        let table = materialize(spec, table, encoder.as_ref())?;
+        let (table, _) = materialize(spec, table, encoder.as_ref())?;
         let mut out = ctx.output(DEFAULT_OUTPUT, table.schema.clone())?;
         for b in table.batches {
             out.write(b)?;
@@ -331,15 +334,21 @@ impl Stage for CleanStage {
 /// its buffers are shared, and removing rows would copy every kept row into fresh memory;
 /// waiting for the encoder lets [`Table::materialize`] compact them in place instead,
 /// which costs less than the copy whenever the cores are busy anyway (docs/decisions.md).
-fn materialize(spec: &StageSpec, table: Table, encoder: Option<&Latch>) -> Result<Table, StageError> {
+/// Returns the table and how long it waited.
+fn materialize(
+    spec: &StageSpec,
+    table: Table,
+    encoder: Option<&Latch>,
+) -> Result<(Table, std::time::Duration), StageError> {
+    let mut waited = std::time::Duration::ZERO;
     if table.selection().is_some()
         && let Some(latch) = encoder
         && !latch.is_open()
     {
-        let waited = latch.wait();
+        waited = latch.wait();
         tracing::debug!(stage = %spec.name, ms = waited.as_secs_f64() * 1000.0, "waited for the input's encoder");
     }
-    table.materialize()
+    Ok((table.materialize()?, waited))
 }
 
 fn apply(
