@@ -536,7 +536,7 @@ impl OutputWriter {
             return Ok(None);
         }
         let pending = self.take_pending();
-        let Encoder::Background { tx, handle, .. } = &mut self.encoder else { return Ok(None) };
+        let Encoder::Background { tx, handle, released } = &mut self.encoder else { return Ok(None) };
         if !pending.is_empty()
             && let Some(t) = tx.as_ref()
         {
@@ -546,7 +546,12 @@ impl OutputWriter {
         *tx = None;
         let handle =
             handle.take().ok_or_else(|| StageError::Internal("output writer closed twice".into()))?;
-        Ok(Some(PendingFile { name: self.name.clone(), path: self.tmp_path.clone(), handle }))
+        Ok(Some(PendingFile {
+            name: self.name.clone(),
+            path: self.tmp_path.clone(),
+            handle,
+            released: released.clone(),
+        }))
     }
 
     /// Finishes the file and returns the dataset as downstream stages will see it.
@@ -573,24 +578,18 @@ impl OutputWriter {
                 let group = self.take_pending();
                 self.send(group)?;
             }
-            let released = match &self.encoder {
-                Encoder::Background { released, .. } => Some(released.clone()),
-                Encoder::Inline(_) => None,
-            };
             match self.hand_off_encoder()? {
                 Some(file) => {
                     let info =
                         OutputInfo { file: format!("{}.parquet", self.name), rows: self.rows, bytes: 0 };
-                    let mut ds = Dataset::in_memory(
+                    let ds = Dataset::in_memory(
                         self.schema.clone(),
                         self.final_path.clone(),
                         self.rows,
                         0,
                         batches,
-                    );
-                    if let Some(latch) = released {
-                        ds = ds.encoded_until(latch);
-                    }
+                    )
+                    .encoded_until(file.released.clone());
                     return Ok((info, ds, Some(file)));
                 }
                 // Encoded inline: finished below, like any other output.
@@ -624,6 +623,8 @@ pub struct PendingFile {
     name: String,
     path: PathBuf,
     handle: JoinHandle<Result<(), ParquetError>>,
+    /// Opens once the writer thread has dropped the rows.
+    released: Latch,
 }
 
 impl std::fmt::Debug for PendingFile {
@@ -847,8 +848,12 @@ mod tests {
     #[test]
     fn a_pending_file_whose_encoder_failed_reports_the_file() {
         let handle = std::thread::spawn(|| Err(ParquetError::General("no space left on device".into())));
-        let file =
-            PendingFile { name: "data".into(), path: PathBuf::from("/state/tmp/k/data.parquet"), handle };
+        let file = PendingFile {
+            name: "data".into(),
+            path: PathBuf::from("/state/tmp/k/data.parquet"),
+            handle,
+            released: Latch::new().0,
+        };
         let err = file.wait().unwrap_err().to_string();
         assert!(err.contains("/state/tmp/k/data.parquet") && err.contains("no space left"), "{err}");
     }
