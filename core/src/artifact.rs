@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
+use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use indexmap::IndexMap;
@@ -23,11 +24,12 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::types::ColumnPath;
+use parquet::schema::types::{ColumnDescPtr, ColumnPath};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
+use crate::dictionary_chunk::{self, EncodedChunk};
 use crate::error::{CoreError, StageError};
 use crate::latch::Latch;
 
@@ -172,7 +174,9 @@ const DEFER_ROWS: usize = 64 * 1024;
 /// sluice reads whole artifacts, never pruning on a string range; see docs/decisions.md.
 fn writer_properties(schema: &SchemaRef) -> WriterProperties {
     let mut builder = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(dictionary_chunk::ZSTD_LEVEL).unwrap_or_default(),
+        ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
     for field in schema.fields() {
         if is_byte_array(field.data_type()) {
@@ -234,17 +238,37 @@ impl ParquetSink {
             per_field.push(writers.by_ref().take(leaves).collect());
         }
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        // Flat string and binary columns go through our own dictionary encoder; its
+        // descriptor is the leaf at the field's position (no nested field before it).
+        let descriptors = self.writer.schema_descr();
+        let mut leaf = 0;
+        let own: Vec<Option<ColumnDescPtr>> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let d = (dictionary_chunk::supports(f.data_type())).then(|| descriptors.column(leaf));
+                leaf += leaf_count(f.data_type());
+                d
+            })
+            .collect();
         let encode = |(i, mut field_writers): (usize, Vec<ArrowColumnWriter>)| {
             let field = self.schema.field(i);
+            if let Some(descr) = &own[i] {
+                let arrays: Vec<&ArrayRef> = batches.iter().map(|b| b.column(i)).collect();
+                if let Some(chunk) = dictionary_chunk::encode(descr, &arrays)? {
+                    return Ok(vec![Chunk::Own(chunk)]);
+                }
+            }
             for batch in batches {
                 let leaves = compute_leaves(field, batch.column(i))?;
                 for (w, leaf) in field_writers.iter_mut().zip(leaves.iter()) {
                     w.write(leaf)?;
                 }
             }
-            field_writers.into_iter().map(ArrowColumnWriter::close).collect::<Result<Vec<_>, _>>()
+            field_writers.into_iter().map(|w| w.close().map(Chunk::Arrow)).collect::<Result<Vec<_>, _>>()
         };
-        let chunks: Vec<Result<Vec<ArrowColumnChunk>, ParquetError>> = if parallel && rows >= 16 * 1024 {
+        let chunks: Vec<Result<Vec<Chunk>, ParquetError>> = if parallel && rows >= 16 * 1024 {
             per_field.into_iter().enumerate().collect::<Vec<_>>().into_par_iter().map(encode).collect()
         } else {
             // Not worth a task switch for a few rows (or there is no pool to use).
@@ -253,7 +277,10 @@ impl ParquetSink {
         let mut group = self.writer.next_row_group()?;
         for field_chunks in chunks {
             for chunk in field_chunks? {
-                chunk.append_to_row_group(&mut group)?;
+                match chunk {
+                    Chunk::Arrow(c) => c.append_to_row_group(&mut group)?,
+                    Chunk::Own(c) => group.append_column(&c.data, c.close)?,
+                }
             }
         }
         group.close()?;
@@ -265,6 +292,12 @@ impl ParquetSink {
         let mut inner = self.writer.into_inner()?;
         inner.flush().map_err(|e| ParquetError::External(Box::new(e)))
     }
+}
+
+/// One encoded column chunk: from parquet's Arrow writer, or from [`dictionary_chunk`].
+enum Chunk {
+    Arrow(ArrowColumnChunk),
+    Own(EncodedChunk),
 }
 
 /// Parquet leaf columns under one Arrow type.
@@ -868,5 +901,171 @@ mod tests {
         let group = meta.metadata().row_group(0);
         assert!(group.column(0).statistics().is_some_and(|s| s.min_bytes_opt().is_some()), "id has min/max");
         assert!(group.column(1).statistics().is_none_or(|s| s.min_bytes_opt().is_none()), "name has none");
+    }
+
+    #[test]
+    fn string_and_binary_columns_round_trip_through_the_dictionary_encoder() {
+        use arrow::array::{BinaryArray, LargeStringArray, StringViewArray};
+        use parquet::arrow::arrow_reader::{
+            ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+        };
+        use parquet::basic::Encoding;
+        use parquet::file::metadata::PageIndexPolicy;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("l", DataType::LargeUtf8, false),
+            Field::new("v", DataType::Utf8View, true),
+            Field::new("b", DataType::Binary, true),
+            Field::new("unique", DataType::Utf8, false),
+            Field::new("none", DataType::Utf8, true),
+        ]));
+        let make = |from: usize, n: usize| {
+            let s = StringArray::from_iter((from..from + n).map(|i| match i % 97 {
+                0 => None,
+                1 => Some(String::new()),
+                k if k < 40 => Some(format!("line {}", i / 50)), // runs of equal values
+                k => Some(format!("café ✓ {}", k % 7)),
+            }));
+            let l = LargeStringArray::from_iter_values((from..from + n).map(|i| format!("{}", i % 5)));
+            let v = StringViewArray::from_iter(
+                (from..from + n).map(|i| (i % 11 != 0).then(|| format!("a long view value {}", i % 13))),
+            );
+            let b = BinaryArray::from_iter(
+                (from..from + n).map(|i| (i % 3 != 0).then(|| vec![(i % 4) as u8, 0, 255])),
+            );
+            let unique = StringArray::from_iter_values((from..from + n).map(|i| format!("{i:040}")));
+            let none = StringArray::from_iter((0..n).map(|_| None::<&str>));
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(s), Arc::new(l), Arc::new(v), Arc::new(b), Arc::new(unique), Arc::new(none)],
+            )
+            .unwrap()
+        };
+        // Two batches in one row group, three data pages per column; the first batch is a
+        // slice (offsets and validity not starting at zero).
+        let (first, second) = (make(0, 26_007).slice(7, 26_000), make(26_000, 19_000));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let mut sink = ParquetSink::create(&path, schema.clone()).unwrap();
+        sink.write_row_group(&[first.clone(), second.clone()], true).unwrap();
+        sink.close().unwrap();
+        let expected = arrow::compute::concat_batches(&schema, [&first, &second]).unwrap();
+
+        let open = || {
+            let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+            ParquetRecordBatchReaderBuilder::try_new_with_options(File::open(&path).unwrap(), options)
+                .unwrap()
+        };
+        let all: Vec<RecordBatch> = open().build().unwrap().map(Result::unwrap).collect();
+        assert_eq!(arrow::compute::concat_batches(&schema, &all).unwrap(), expected);
+
+        let builder = open();
+        let meta = builder.metadata().clone();
+        let group = meta.row_group(0);
+        for c in [0, 1, 2, 3, 5] {
+            let col = group.column(c);
+            assert!(col.dictionary_page_offset().is_some(), "column {c} has a dictionary");
+            let encodings: Vec<Encoding> = col.encodings().collect();
+            assert!(encodings.contains(&Encoding::RLE_DICTIONARY), "column {c}: {encodings:?}");
+        }
+        let pages = &meta.offset_index().unwrap()[0][0];
+        assert_eq!(pages.page_locations.len(), 3);
+        // 1.8 MB of distinct values: too many for a dictionary; still read back above.
+        assert!(group.column(4).compressed_size() > 0);
+
+        // Skipping rows goes through the offset index to the right page.
+        let selection = RowSelection::from(vec![RowSelector::skip(41_000), RowSelector::select(500)]);
+        let picked: Vec<RecordBatch> =
+            open().with_row_selection(selection).build().unwrap().map(Result::unwrap).collect();
+        assert_eq!(arrow::compute::concat_batches(&schema, &picked).unwrap(), expected.slice(41_000, 500));
+    }
+
+    #[test]
+    fn numeric_columns_match_the_arrow_writer_in_values_and_statistics() {
+        use arrow::array::{
+            Date32Array, Float32Array, Float64Array, Int32Array, TimestampMicrosecondArray,
+            TimestampNanosecondArray,
+        };
+        use arrow::datatypes::TimeUnit;
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("i64", DataType::Int64, true),
+            Field::new("f64", DataType::Float64, true),
+            Field::new("nan", DataType::Float64, true),
+            Field::new("zero", DataType::Float32, false),
+            Field::new("i32", DataType::Int32, false),
+            Field::new("date", DataType::Date32, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new("ns", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+            Field::new("unique", DataType::Int64, false),
+            Field::new("none", DataType::Int64, true),
+        ]));
+        let make = |from: i64, n: i64| {
+            let r = from..from + n;
+            let cols: Vec<ArrayRef> = vec![
+                Arc::new(Int64Array::from_iter(r.clone().map(|i| (i % 13 != 0).then_some((i / 40) - 900)))),
+                Arc::new(Float64Array::from_iter(r.clone().map(|i| match i % 7 {
+                    0 => None,
+                    1 => Some(f64::NAN),
+                    2 => Some(-0.0),
+                    3 => Some(0.0),
+                    _ => Some((i % 300) as f64 * 0.25 - 20.0),
+                }))),
+                Arc::new(Float64Array::from_iter(r.clone().map(|i| (i % 2 == 0).then_some(f64::NAN)))),
+                Arc::new(Float32Array::from_iter_values(
+                    r.clone().map(|i| if i % 2 == 0 { 0.0 } else { -0.0 }),
+                )),
+                Arc::new(Int32Array::from_iter_values(r.clone().map(|i| (i % 1000) as i32 - 500))),
+                Arc::new(Date32Array::from_iter(
+                    r.clone().map(|i| (i % 5 != 0).then_some(18_000 + (i / 100) as i32)),
+                )),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter(
+                        r.clone().map(|i| (i % 9 != 0).then_some(i / 20 * 60_000_000)),
+                    )
+                    .with_timezone("UTC"),
+                ),
+                Arc::new(TimestampNanosecondArray::from_iter_values(r.clone().map(|i| i % 17 * 1_000))),
+                Arc::new(Int64Array::from_iter_values(r.clone())),
+                Arc::new(Int64Array::from_iter(r.map(|_| None::<i64>))),
+            ];
+            RecordBatch::try_new(schema.clone(), cols).unwrap()
+        };
+        // More distinct `unique` values than a 1 MiB dictionary holds: that column falls
+        // back to the Arrow writer mid-way through the first batch.
+        let (first, second) = (make(0, 80_000), make(80_000, 70_000));
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("ours.parquet");
+        let mut sink = ParquetSink::create(&ours, schema.clone()).unwrap();
+        sink.write_row_group(&[first.clone(), second.clone()], true).unwrap();
+        sink.close().unwrap();
+        let theirs = dir.path().join("theirs.parquet");
+        let mut w = ArrowWriter::try_new(
+            File::create(&theirs).unwrap(),
+            schema.clone(),
+            Some(writer_properties(&schema)),
+        )
+        .unwrap();
+        w.write(&arrow::compute::concat_batches(&schema, [&first, &second]).unwrap()).unwrap();
+        w.close().unwrap();
+
+        let read = |path: &Path| {
+            let b = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
+            let meta = b.metadata().clone();
+            let batches: Vec<RecordBatch> = b.build().unwrap().map(Result::unwrap).collect();
+            (meta, arrow::compute::concat_batches(&schema, &batches).unwrap())
+        };
+        let ((ours_meta, ours_rows), (their_meta, their_rows)) = (read(&ours), read(&theirs));
+        // NaN != NaN: compare the bits through the Arrow data, not the values.
+        for c in 0..schema.fields().len() {
+            let name = schema.field(c).name();
+            assert_eq!(ours_rows.column(c).to_data(), their_rows.column(c).to_data(), "{name} values");
+            let (a, b) = (ours_meta.row_group(0).column(c), their_meta.row_group(0).column(c));
+            let (a, b) = (a.statistics().unwrap(), b.statistics().unwrap());
+            assert_eq!(a.min_bytes_opt(), b.min_bytes_opt(), "{name} min");
+            assert_eq!(a.max_bytes_opt(), b.max_bytes_opt(), "{name} max");
+            assert_eq!(a.null_count_opt(), b.null_count_opt(), "{name} nulls");
+        }
+        assert!(ours_meta.row_group(0).column(0).dictionary_page_offset().is_some());
     }
 }

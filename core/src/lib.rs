@@ -19,6 +19,7 @@ pub mod compile;
 pub mod cron;
 pub mod dataset;
 pub mod diagnostic;
+pub(crate) mod dictionary_chunk;
 pub mod error;
 pub mod executor;
 pub mod gc;
