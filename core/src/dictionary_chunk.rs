@@ -395,24 +395,10 @@ impl<T: Plain> FixedDictionary<T> {
     }
 
     fn intern_iter(&mut self, values: impl Iterator<Item = T>, codes: &mut Vec<u32>) -> bool {
-        // The previous value's bits and code: runs of equal values skip the hash table.
-        let mut previous: Option<(u64, u32)> = None;
-        for v in values {
-            let bits = v.bits();
-            let code = match previous {
-                Some((b, c)) if b == bits => c,
-                _ => {
-                    let c = self.intern(v);
-                    if self.page.len() > DICTIONARY_LIMIT {
-                        return false;
-                    }
-                    c
-                }
-            };
-            previous = Some((bits, code));
-            codes.push(code);
-        }
-        true
+        intern_runs(values.map(|v| (v.bits(), v)), codes, |v| {
+            let code = self.intern(v);
+            (self.page.len() <= DICTIONARY_LIMIT).then_some(code)
+        })
     }
 }
 
@@ -471,24 +457,35 @@ impl Dictionary {
     /// Interns `values` in order, pushing their codes; `false` once the dictionary exceeds
     /// [`DICTIONARY_LIMIT`].
     fn intern_all<'a>(&mut self, values: impl Iterator<Item = &'a [u8]>, codes: &mut Vec<u32>) -> bool {
-        // The previous value and its code: runs of equal values skip the hash table.
-        let mut previous: Option<(&[u8], u32)> = None;
-        for v in values {
-            let code = match previous {
-                Some((p, c)) if p == v => c,
-                _ => {
-                    let c = self.intern(v);
-                    if self.page.len() > DICTIONARY_LIMIT {
-                        return false;
-                    }
-                    c
-                }
-            };
-            previous = Some((v, code));
-            codes.push(code);
-        }
-        true
+        intern_runs(values.map(|v| (v, v)), codes, |v| {
+            let code = self.intern(v);
+            (self.page.len() <= DICTIONARY_LIMIT).then_some(code)
+        })
     }
+}
+
+/// Pushes the code of every value (given with the key it is compared by); `intern` is
+/// asked only for a value that differs from the one before it, since runs of equal values
+/// are common. `false` as soon as `intern` gives up (the dictionary is full).
+#[inline]
+fn intern_runs<K: PartialEq + Copy, V>(
+    values: impl Iterator<Item = (K, V)>,
+    codes: &mut Vec<u32>,
+    mut intern: impl FnMut(V) -> Option<u32>,
+) -> bool {
+    let mut previous: Option<(K, u32)> = None;
+    for (key, v) in values {
+        let code = match previous {
+            Some((k, c)) if k == key => c,
+            _ => match intern(v) {
+                Some(c) => c,
+                None => return false,
+            },
+        };
+        previous = Some((key, code));
+        codes.push(code);
+    }
+    true
 }
 
 /// Bits needed for the largest code of a dictionary with `len` values.
