@@ -820,6 +820,21 @@ mod tests {
         assert!(out.len() <= 8, "{} bytes", out.len());
     }
 
+    proptest::proptest! {
+        /// Any codes, in runs or not, decode back from the hybrid encoding at their width.
+        #[test]
+        fn hybrid_encoding_round_trips(
+            runs in proptest::collection::vec((0u32..5000, 1usize..40), 0..200),
+            width_extra in 0u8..4,
+        ) {
+            let values: Vec<u32> = runs.iter().flat_map(|&(v, n)| std::iter::repeat_n(v, n)).collect();
+            let width = bit_width(5000) + width_extra;
+            let mut out = Vec::new();
+            hybrid(&mut out, &values, width);
+            proptest::prop_assert_eq!(decode(&out, width, values.len()), values);
+        }
+    }
+
     #[test]
     fn bit_width_covers_the_largest_code() {
         assert_eq!(bit_width(0), 0);
