@@ -238,8 +238,8 @@ impl ParquetSink {
             per_field.push(writers.by_ref().take(leaves).collect());
         }
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        // Flat string and binary columns go through our own dictionary encoder; its
-        // descriptor is the leaf at the field's position (no nested field before it).
+        // Flat columns of the types `dictionary_chunk` supports go through it; a field's
+        // descriptor is the Parquet leaf at its position (nested fields count their leaves).
         let descriptors = self.writer.schema_descr();
         let mut leaf = 0;
         let own: Vec<Option<ColumnDescPtr>> = self
@@ -247,7 +247,7 @@ impl ParquetSink {
             .fields()
             .iter()
             .map(|f| {
-                let d = (dictionary_chunk::supports(f.data_type())).then(|| descriptors.column(leaf));
+                let d = dictionary_chunk::supports(f.data_type()).then(|| descriptors.column(leaf));
                 leaf += leaf_count(f.data_type());
                 d
             })

@@ -151,10 +151,11 @@ fn chunk<D: Interner>(
     let mut pages = PageSink::new()?;
     let mut codes: Vec<u32> = Vec::with_capacity(PAGE_ROWS);
     let mut validity = BooleanBufferBuilder::new(if has_nulls { PAGE_ROWS } else { 0 });
+    let arrays: Vec<&ArrayRef> = arrays.iter().copied().filter(|a| !a.is_empty()).collect();
     let mut in_page = 0;
     let mut rows = 0;
     let mut present = 0;
-    for array in arrays {
+    for (i, array) in arrays.iter().enumerate() {
         let mut at = 0;
         while at < array.len() {
             let take = (PAGE_ROWS - in_page).min(array.len() - at);
@@ -170,24 +171,15 @@ fn chunk<D: Interner>(
             }
             in_page += take;
             at += take;
-            if in_page == PAGE_ROWS {
-                let levels = (has_nulls).then(|| validity.finish());
-                pages.data_page(
-                    &codes,
-                    nullable.then_some(levels.as_ref()),
-                    in_page,
-                    bit_width(dict.len()),
-                    rows,
-                )?;
+            let last = i + 1 == arrays.len() && at == array.len();
+            if in_page == PAGE_ROWS || last {
+                let levels = has_nulls.then(|| validity.finish());
+                let width = bit_width(dict.len());
+                pages.data_page(&codes, nullable.then_some(levels.as_ref()), in_page, width, rows)?;
                 (rows, present, in_page) = (rows + in_page, present + codes.len(), 0);
                 codes.clear();
             }
         }
-    }
-    if in_page > 0 {
-        let levels = (has_nulls).then(|| validity.finish());
-        pages.data_page(&codes, nullable.then_some(levels.as_ref()), in_page, bit_width(dict.len()), rows)?;
-        (rows, present) = (rows + in_page, present + codes.len());
     }
     let finished = dict.finish((rows - present) as u64, descr);
     pages.finish(descr, finished, rows).map(Some)
@@ -250,32 +242,8 @@ where
 
     /// Min/max come from the dictionary: its distinct values are all the column's values.
     fn finish(self, nulls: u64, descr: &ColumnDescPtr) -> Finished {
-        let statistics = with_null_count(A::Native::statistics(&self.dict.values), nulls, descr);
+        let statistics = A::Native::statistics(&self.dict.values, nulls, descr.sort_order().is_signed());
         Finished { len: self.dict.values.len(), page: self.dict.page, statistics: Some(statistics) }
-    }
-}
-
-/// The chunk statistics with their NULL count, marked as the Arrow writer marks them.
-fn with_null_count(stats: Statistics, nulls: u64, descr: &ColumnDescPtr) -> Statistics {
-    let signed = descr.sort_order().is_signed();
-    match stats {
-        Statistics::Int32(s) => Statistics::Int32(
-            ValueStatistics::new(s.min_opt().copied(), s.max_opt().copied(), None, Some(nulls), false)
-                .with_backwards_compatible_min_max(signed),
-        ),
-        Statistics::Int64(s) => Statistics::Int64(
-            ValueStatistics::new(s.min_opt().copied(), s.max_opt().copied(), None, Some(nulls), false)
-                .with_backwards_compatible_min_max(signed),
-        ),
-        Statistics::Float(s) => Statistics::Float(
-            ValueStatistics::new(s.min_opt().copied(), s.max_opt().copied(), None, Some(nulls), false)
-                .with_backwards_compatible_min_max(signed),
-        ),
-        Statistics::Double(s) => Statistics::Double(
-            ValueStatistics::new(s.min_opt().copied(), s.max_opt().copied(), None, Some(nulls), false)
-                .with_backwards_compatible_min_max(signed),
-        ),
-        other => other,
     }
 }
 
@@ -285,9 +253,10 @@ trait Plain: Copy + Default + 'static {
     fn bits(self) -> u64;
     /// Appends the little-endian bytes.
     fn put(self, page: &mut Vec<u8>);
-    /// Min/max over distinct values, as the Arrow writer computes them (NaN skipped; a
-    /// zero min is written -0.0 and a zero max +0.0).
-    fn statistics(values: &[Self]) -> Statistics;
+    /// Chunk statistics as the Arrow writer writes them: min/max over the distinct
+    /// `values` (NaN skipped; a zero min is written -0.0 and a zero max +0.0), the NULL
+    /// count, and the legacy min/max fields too when the sort order is `signed`.
+    fn statistics(values: &[Self], nulls: u64, signed: bool) -> Statistics;
 }
 
 macro_rules! plain_int {
@@ -300,10 +269,13 @@ macro_rules! plain_int {
             fn put(self, page: &mut Vec<u8>) {
                 page.extend_from_slice(&self.to_le_bytes());
             }
-            fn statistics(values: &[Self]) -> Statistics {
+            fn statistics(values: &[Self], nulls: u64, signed: bool) -> Statistics {
                 let min = values.iter().copied().min();
                 let max = values.iter().copied().max();
-                Statistics::$variant(ValueStatistics::new(min, max, None, None, false))
+                Statistics::$variant(
+                    ValueStatistics::new(min, max, None, Some(nulls), false)
+                        .with_backwards_compatible_min_max(signed),
+                )
             }
         }
     };
@@ -321,7 +293,7 @@ macro_rules! plain_float {
             fn put(self, page: &mut Vec<u8>) {
                 page.extend_from_slice(&self.to_le_bytes());
             }
-            fn statistics(values: &[Self]) -> Statistics {
+            fn statistics(values: &[Self], nulls: u64, signed: bool) -> Statistics {
                 let mut numbers = values.iter().copied().filter(|v| !v.is_nan());
                 let (min, max) = match numbers.next() {
                     None => (None, None),
@@ -340,7 +312,10 @@ macro_rules! plain_float {
                         (Some(min), Some(max))
                     }
                 };
-                Statistics::$variant(ValueStatistics::new(min, max, None, None, false))
+                Statistics::$variant(
+                    ValueStatistics::new(min, max, None, Some(nulls), false)
+                        .with_backwards_compatible_min_max(signed),
+                )
             }
         }
     };
