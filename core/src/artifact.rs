@@ -229,14 +229,6 @@ impl ParquetSink {
     /// Encodes `batches` as one row group, then appends the column chunks in schema order.
     /// With `parallel`, every column is its own rayon task.
     fn write_row_group(&mut self, batches: &[RecordBatch], parallel: bool) -> Result<(), ParquetError> {
-        let writers = self.factory.create_column_writers(self.row_groups)?;
-        // Group the leaf writers by top-level field (a nested field has several leaves).
-        let mut per_field: Vec<Vec<ArrowColumnWriter>> = Vec::with_capacity(self.schema.fields().len());
-        let mut writers = writers.into_iter();
-        for field in self.schema.fields() {
-            let leaves = leaf_count(field.data_type());
-            per_field.push(writers.by_ref().take(leaves).collect());
-        }
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         // Flat columns of the types `dictionary_chunk` supports go through it; a field's
         // descriptor is the Parquet leaf at its position (nested fields count their leaves).
@@ -252,12 +244,23 @@ impl ParquetSink {
                 d
             })
             .collect();
+        // Parquet's column writers (each with its own zstd contexts and interner) are made
+        // only when some column needs one; for a column the own encoder turns down, on
+        // demand below.
+        let per_field: Vec<Vec<ArrowColumnWriter>> = if own.iter().all(Option::is_some) {
+            own.iter().map(|_| Vec::new()).collect()
+        } else {
+            self.column_writers()?
+        };
         let encode = |(i, mut field_writers): (usize, Vec<ArrowColumnWriter>)| {
             let field = self.schema.field(i);
             if let Some(descr) = &own[i] {
                 let arrays: Vec<&ArrayRef> = batches.iter().map(|b| b.column(i)).collect();
                 if let Some(chunk) = dictionary_chunk::encode(descr, &arrays)? {
                     return Ok(vec![Chunk::Own(chunk)]);
+                }
+                if field_writers.is_empty() {
+                    field_writers = self.column_writers()?.swap_remove(i);
                 }
             }
             for batch in batches {
@@ -288,6 +291,18 @@ impl ParquetSink {
         Ok(())
     }
 
+    /// Parquet's column writers for the current row group, grouped by top-level field (a
+    /// nested field has several leaves).
+    fn column_writers(&self) -> Result<Vec<Vec<ArrowColumnWriter>>, ParquetError> {
+        let mut writers = self.factory.create_column_writers(self.row_groups)?.into_iter();
+        Ok(self
+            .schema
+            .fields()
+            .iter()
+            .map(|field| writers.by_ref().take(leaf_count(field.data_type())).collect())
+            .collect())
+    }
+
     fn close(self) -> Result<(), ParquetError> {
         let mut inner = self.writer.into_inner()?;
         inner.flush().map_err(|e| ParquetError::External(Box::new(e)))
@@ -316,11 +331,16 @@ fn leaf_count(ty: &DataType) -> usize {
 }
 
 /// The threads that encode outputs in the background (one per core, started on first
-/// use); `None` if they cannot be started, and then columns are encoded one at a time.
+/// use, at a lower priority than the stages'); `None` if they cannot be started, and then
+/// columns are encoded one at a time.
 fn encode_pool() -> Option<&'static rayon::ThreadPool> {
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new().thread_name(|i| format!("sluice-encode-{i}")).build().ok()
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("sluice-encode-{i}"))
+            .start_handler(|_| crate::thread_priority::lower_current_thread())
+            .build()
+            .ok()
     })
     .as_ref()
 }
@@ -517,6 +537,7 @@ impl OutputWriter {
             let handle = std::thread::Builder::new()
                 .name(format!("write-{}", self.name))
                 .spawn(move || {
+                    crate::thread_priority::lower_current_thread();
                     // Columns in parallel on a pool of their own: on the shared pool,
                     // whole-column tasks would make the stages running meanwhile queue
                     // their parallel work behind them.

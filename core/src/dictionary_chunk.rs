@@ -18,6 +18,8 @@
 //! written, which only readers pruning pages would use. A column whose dictionary outgrows
 //! 1 MiB is left to the Arrow writer, which encodes it as before.
 
+use std::cell::Cell;
+
 use arrow::array::{Array, ArrayRef, AsArray, BooleanBufferBuilder, GenericByteArray};
 use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer};
 use arrow::datatypes::{
@@ -469,6 +471,21 @@ fn bit_width(len: usize) -> u8 {
     (64 - max.leading_zeros()) as u8
 }
 
+/// What an encode thread keeps from one column chunk to the next: a fresh zstd context and
+/// fresh page buffers for every chunk made the kernel zero their pages over and over.
+struct Scratch {
+    compressor: zstd::bulk::Compressor<'static>,
+    raw: Vec<u8>,
+    sink: Vec<u8>,
+}
+
+/// A chunk buffer larger than this is not kept for the next chunk (threads live on).
+const KEEP_SINK_BYTES: usize = 8 << 20;
+
+thread_local! {
+    static SCRATCH: Cell<Option<Scratch>> = const { Cell::new(None) };
+}
+
 /// The data pages of a chunk as they are written, and what the metadata needs of them.
 struct PageSink {
     compressor: zstd::bulk::Compressor<'static>,
@@ -486,10 +503,18 @@ fn external(e: std::io::Error) -> ParquetError {
 
 impl PageSink {
     fn new() -> Result<Self, ParquetError> {
+        let scratch = match SCRATCH.take() {
+            Some(s) => s,
+            None => Scratch {
+                compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(external)?,
+                raw: Vec::new(),
+                sink: Vec::new(),
+            },
+        };
         Ok(PageSink {
-            compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(external)?,
-            sink: TrackedWrite::new(Vec::new()),
-            raw: Vec::new(),
+            compressor: scratch.compressor,
+            sink: TrackedWrite::new(scratch.sink),
+            raw: scratch.raw,
             locations: Vec::new(),
             compressed: 0,
             uncompressed: 0,
@@ -562,10 +587,22 @@ impl PageSink {
             SerializedPageWriter::new(&mut head).write_page(CompressedPage::new(page, dict.page.len()))?;
         let compressed = self.compressed + spec.compressed_size as i64;
         let uncompressed = self.uncompressed + spec.uncompressed_size as i64;
-        let mut data = head.into_inner()?;
-        let shift = data.len() as i64;
+        let head = head.into_inner()?;
+        let shift = head.len() as i64;
         // `into_inner` flushes the writer's buffer; `inner` would miss its tail.
-        data.extend_from_slice(&self.sink.into_inner()?);
+        let mut body = self.sink.into_inner()?;
+        let mut data = Vec::with_capacity(head.len() + body.len());
+        data.extend_from_slice(&head);
+        data.extend_from_slice(&body);
+        body.clear();
+        if body.capacity() > KEEP_SINK_BYTES {
+            body = Vec::new();
+        }
+        SCRATCH.set(Some(Scratch {
+            compressor: self.compressor,
+            raw: std::mem::take(&mut self.raw),
+            sink: body,
+        }));
         for location in &mut self.locations {
             location.offset += shift;
         }

@@ -36,6 +36,7 @@ pub mod schema;
 pub mod spec;
 pub mod stage;
 pub mod state;
+pub(crate) mod thread_priority;
 
 pub use compile::{CompileOptions, compile};
 pub use diagnostic::{Diagnostic, Severity, SourceFile};

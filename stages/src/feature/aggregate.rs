@@ -1,6 +1,7 @@
 //! Grouped aggregations: `group_by` + `aggregations` (RFM and friends) and `interactions`
-//! (user × item tables for recommenders). Both compile to one DataFusion query and sort
-//! their output by the group keys, so the result is the same on every run.
+//! (user × item tables for recommenders). Both sort their output by the group keys, so the
+//! result is the same on every run. `group_by` is computed by [`hash_aggregate`] when every
+//! part of it is a shape that covers, else (and `interactions` always) by one DataFusion query.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use sluice_core::registry::Issue;
 use super::columns::{Accepts, find};
 use super::config::At;
 use super::datetime::{DAY_US, days_between, parse_instant, to_micros};
+use super::hash_aggregate;
 use super::step::{Applied, Failure, Transform};
 use super::table::{ROW_ID, Table, quote};
 
@@ -269,10 +271,40 @@ impl Transform for GroupBy {
     }
 
     fn apply(&self, input: Table) -> Result<Applied, Failure> {
+        if let Some(out) = self.native(&input)? {
+            return Ok(self.recency(out)?.into());
+        }
         let needs_order = self.aggregations.iter().any(|a| matches!(a.func, Func::First | Func::Last));
         let input = if needs_order { input.with_row_ids()? } else { input };
         let out = input.query(&self.sql())?;
         Ok(self.recency(out)?.into())
+    }
+}
+
+impl GroupBy {
+    /// The aggregation computed without the query engine, when every part of it is a shape
+    /// [`hash_aggregate`] covers.
+    fn native(&self, input: &Table) -> Result<Option<Table>, Failure> {
+        let keys = self.keys.iter().map(|(k, _)| input.schema.index_of(k)).collect::<Result<Vec<_>, _>>()?;
+        let mut outputs = Vec::with_capacity(self.aggregations.len());
+        for a in &self.aggregations {
+            let func = match a.func {
+                Func::Count => hash_aggregate::Func::Count,
+                Func::CountDistinct => hash_aggregate::Func::CountDistinct,
+                Func::Sum => hash_aggregate::Func::Sum,
+                Func::Mean => hash_aggregate::Func::Mean,
+                Func::Min => hash_aggregate::Func::Min,
+                Func::Max | Func::Recency => hash_aggregate::Func::Max,
+                Func::First | Func::Last => return Ok(None),
+            };
+            let column = match a.column.as_str() {
+                "*" if a.func == Func::Count => None,
+                "*" => return Ok(None),
+                c => Some(input.schema.index_of(c)?),
+            };
+            outputs.push(hash_aggregate::Output { name: &a.name, func, column });
+        }
+        Ok(hash_aggregate::aggregate(input, &keys, &outputs)?)
     }
 }
 
@@ -376,7 +408,7 @@ impl Transform for Interactions {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use arrow::array::{Array, Float64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
     use serde_json::json;
 
     use super::*;
@@ -527,5 +559,199 @@ mod tests {
             json!({ "user": "CustomerID", "item": "Country", "weight": "last_seen", "time": "InvoiceDate" });
         let t = Interactions::parse(&At::new("interactions", &v)).unwrap().apply(orders()).unwrap().table;
         assert_eq!(strs(&t, "weight")[0].as_deref(), Some("2011-12-05T09:00:00"));
+    }
+
+    /// The native result and the query's for the same input; the native one must exist.
+    fn both(g: &GroupBy, t: &Table) -> (Table, Table) {
+        let native = g.native(t).unwrap().expect("covered by the native path");
+        let query = t.query(&g.sql()).unwrap();
+        (g.recency(native).unwrap(), g.recency(query).unwrap())
+    }
+
+    /// One array per column, over all batches.
+    fn columns(t: &Table) -> Vec<ArrayRef> {
+        (0..t.schema.fields().len())
+            .map(|i| {
+                let parts: Vec<&dyn Array> = t.batches.iter().map(|b| b.column(i).as_ref()).collect();
+                if parts.is_empty() {
+                    arrow::array::new_empty_array(t.schema.field(i).data_type())
+                } else {
+                    arrow::compute::concat(&parts).unwrap()
+                }
+            })
+            .collect()
+    }
+
+    /// Same schema and values; floats may differ in the last bits where the query adds
+    /// partial sums in another order (it splits a distinct count into two groupings).
+    fn assert_same(native: &Table, query: &Table) {
+        assert_eq!(native.schema.fields(), query.schema.fields());
+        for (i, (a, b)) in columns(native).iter().zip(columns(query)).enumerate() {
+            let name = native.schema.field(i).name();
+            if let (Some(x), Some(y)) =
+                (a.as_any().downcast_ref::<Float64Array>(), b.as_any().downcast_ref::<Float64Array>())
+            {
+                assert_eq!(x.len(), y.len(), "{name}");
+                for (p, q) in x.iter().zip(y.iter()) {
+                    match (p, q) {
+                        (Some(p), Some(q)) => assert!(
+                            p.to_bits() == q.to_bits() || (p - q).abs() <= 1e-12 * p.abs().max(q.abs()),
+                            "{name}: {p} vs {q}"
+                        ),
+                        (p, q) => assert_eq!(p.is_some(), q.is_some(), "{name}"),
+                    }
+                }
+            } else {
+                assert_eq!(a.as_ref(), b.as_ref(), "column {name}");
+            }
+        }
+    }
+
+    /// Every covered function over keys and values with NULLs, NaN, -0.0, unicode, empty
+    /// strings, several batches and an all-NULL column.
+    fn mixed() -> Table {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("x", DataType::Float64, true),
+            Field::new("n", DataType::Int32, true),
+            Field::new("u", DataType::UInt16, false),
+            Field::new(
+                "t",
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, Some("+02:00".into())),
+                true,
+            ),
+            Field::new("z", DataType::Float32, true),
+            Field::new("b", DataType::Boolean, true),
+        ]));
+        let part = |k: Vec<Option<i64>>, s: Vec<Option<&str>>, x: Vec<Option<f64>>, n: Vec<Option<i32>>| {
+            let rows = k.len();
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(arrow::array::Int64Array::from(k)),
+                Arc::new(StringArray::from(s)),
+                Arc::new(Float64Array::from(x)),
+                Arc::new(arrow::array::Int32Array::from(n)),
+                Arc::new(arrow::array::UInt16Array::from_iter_values((0..rows as u16).map(|i| i * 7 % 5))),
+                Arc::new(
+                    arrow::array::TimestampMillisecondArray::from_iter(
+                        (0..rows as i64).map(|i| {
+                            (i % 3 != 1).then_some(1_300_000_000_000 + i * 86_400_000 * (i % 4 - 1))
+                        }),
+                    )
+                    .with_timezone("+02:00"),
+                ),
+                Arc::new(arrow::array::Float32Array::from(vec![None::<f32>; rows])),
+                Arc::new(arrow::array::BooleanArray::from_iter(
+                    (0..rows).map(|i| (i % 3 != 2).then_some(i % 2 == 0)),
+                )),
+            ];
+            RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()
+        };
+        let a = part(
+            vec![Some(3), None, Some(-1), Some(3), Some(i64::MAX), None],
+            vec![Some("b"), Some("é"), None, Some(""), Some("b"), Some("ä")],
+            vec![Some(0.1), Some(f64::NAN), Some(-0.0), None, Some(1e300), Some(0.2)],
+            vec![Some(i32::MAX), Some(1), None, Some(i32::MAX), Some(-5), None],
+        );
+        let b = part(
+            vec![Some(-1), Some(3), None, Some(7)],
+            vec![Some("b"), Some("z"), Some("é"), None],
+            vec![Some(0.0), Some(0.3), Some(f64::NEG_INFINITY), None],
+            vec![Some(2), None, Some(3), None],
+        );
+        Table::new(schema, vec![a, b])
+    }
+
+    fn everything() -> serde_json::Value {
+        json!({
+            "rows": { "count": "*" },
+            "xs": { "count": "x" },
+            "distinct_s": { "count_distinct": "s" },
+            "distinct_n": { "count_distinct": "n" },
+            "distinct_b": { "count_distinct": "b" },
+            "sum_x": { "sum": "x" },
+            "sum_n": { "sum": "n" },
+            "sum_u": { "sum": "u" },
+            "sum_z": { "sum": "z" },
+            "mean_x": { "mean": "x" },
+            "mean_n": { "mean": "n" },
+            "min_s": { "min": "s" },
+            "max_s": { "max": "s" },
+            "min_t": { "min": "t" },
+            "max_u": { "max": "u" },
+            "days": { "recency": "t", "reference": "max" },
+        })
+    }
+
+    #[test]
+    fn the_native_aggregation_equals_the_query() {
+        let t = mixed();
+        for keys in [
+            json!(["k"]),
+            json!(["s"]),
+            json!(["s", "k"]),
+            json!(["n", "u"]),
+            json!(["u", "t"]),
+            json!(["b"]),
+            json!([]),
+        ] {
+            let g = group_by(keys.clone(), everything());
+            assert!(g.check(&t.schema).is_empty(), "{keys}");
+            let (native, query) = both(&g, &t);
+            assert!(native.rows() > 0, "{keys}");
+            assert_same(&native, &query);
+            // Empty input: no groups with keys, one row without.
+            let (native, query) = both(&g, &Table::empty(Arc::clone(&t.schema)));
+            assert_same(&native, &query);
+            assert_eq!(native.schema, query.schema);
+        }
+    }
+
+    #[test]
+    fn shapes_the_native_path_does_not_cover_go_to_the_query() {
+        let t = orders();
+        assert!(rfm().native(&t).unwrap().is_none(), "first/last need the query");
+        let g = group_by(json!(["CustomerID"]), json!({ "d": { "count_distinct": "amount" } }));
+        assert!(g.native(&t).unwrap().is_none(), "distinct floats go to the query");
+        let out = g.apply(t).unwrap().table;
+        assert_eq!(i64s(&out, "d"), vec![Some(2), Some(1), Some(1)]);
+        // The query's MAX skips NaN: float extremes go there.
+        let g = group_by(json!(["k"]), json!({ "hi": { "max": "x" }, "lo": { "min": "x" } }));
+        let t = mixed();
+        assert!(g.native(&t).unwrap().is_none());
+        let out = g.apply(t.clone()).unwrap().table;
+        assert_eq!(f64s(&out, "hi")[4], Some(0.2), "the NULL-key group holds NaN, 0.2 and -inf");
+        // And it puts -0.0 and 0.0 in one group: float keys go there too.
+        let g = group_by(json!(["x"]), json!({ "n": { "count": "*" } }));
+        assert!(g.native(&t).unwrap().is_none());
+        assert_eq!(g.apply(t).unwrap().table.rows(), 8, "9 distinct bit patterns, 8 groups");
+    }
+
+    proptest::proptest! {
+        /// Random groups and values: the native path gives what the query gives.
+        #[test]
+        fn random_tables_aggregate_like_the_query(
+            rows in proptest::collection::vec(
+                (proptest::option::of(0i64..4), proptest::option::of(0u8..3), proptest::option::of(-3i64..3)),
+                0..40,
+            ),
+        ) {
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("k", DataType::Int64, true),
+                Field::new("s", DataType::Utf8, true),
+                Field::new("v", DataType::Int64, true),
+            ]));
+            let k: arrow::array::Int64Array = rows.iter().map(|r| r.0).collect();
+            let s: StringArray = rows.iter().map(|r| r.1.map(|c| ["a", "é", ""][c as usize])).collect();
+            let v: arrow::array::Int64Array = rows.iter().map(|r| r.2).collect();
+            let b = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(k), Arc::new(s), Arc::new(v)]).unwrap();
+            let t = Table::new(schema, vec![b]);
+            let g = group_by(json!(["k", "s"]), json!({
+                "n": { "count": "*" }, "d": { "count_distinct": "v" }, "sum": { "sum": "v" },
+                "mean": { "mean": "v" }, "lo": { "min": "v" }, "hi": { "max": "s" },
+            }));
+            let (native, query) = both(&g, &t);
+            assert_same(&native, &query);
+        }
     }
 }

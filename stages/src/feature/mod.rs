@@ -12,6 +12,7 @@ mod config;
 mod datetime;
 mod derive;
 mod encode;
+mod hash_aggregate;
 mod plan;
 mod query;
 mod scale;
@@ -254,9 +255,11 @@ impl TransformStage {
                 return Err(Failure::Config(issue));
             }
             let rows_in = table.rows();
+            let started = std::time::Instant::now();
             let applied = step.transform.apply(table)?;
+            let ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
             table = applied.table;
-            let mut op = json!({ "step": i, "op": step.transform.op(), "key": step.key, "rows_in": rows_in, "rows_out": table.rows() });
+            let mut op = json!({ "step": i, "op": step.transform.op(), "key": step.key, "rows_in": rows_in, "rows_out": table.rows(), "ms": ms });
             if applied.dropped > 0 {
                 op["rows_dropped"] = json!(applied.dropped);
             }

@@ -10,6 +10,7 @@
 //! together with the next chunk itself, so guesses never affect the output.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::fs::File;
 use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -217,21 +218,41 @@ fn raw_text(data: &[u8], keep: bool, start: usize, end: usize) -> String {
     if keep { String::from_utf8_lossy(&data[start..end]).into_owned() } else { String::new() }
 }
 
+thread_local! {
+    /// Scratch of [`parse_chunk`] (field spans, record positions), kept per thread: fresh
+    /// buffers for every chunk cost page faults on megabytes of new pages each time.
+    static SCRATCH: Cell<(FieldBuf, Vec<RowPos>)> = Cell::new(Default::default());
+}
+
 /// Parses one chunk into a batch of its good rows plus the rows it refused.
 fn parse_chunk(plan: &Plan, data: &[u8], at_eof: bool) -> Result<Parsed, ConnectorError> {
+    let (mut fields, mut rows) = SCRATCH.take();
+    fields.clear();
+    rows.clear();
+    let parsed = parse_chunk_into(plan, data, at_eof, &mut fields, &mut rows);
+    SCRATCH.set((fields, rows));
+    parsed
+}
+
+fn parse_chunk_into(
+    plan: &Plan,
+    data: &[u8],
+    at_eof: bool,
+    fb: &mut FieldBuf,
+    rows: &mut Vec<RowPos>,
+) -> Result<Parsed, ConnectorError> {
     if data.len() > MAX_INPUT {
         return Err(internal("CSV chunk larger than 2 GiB"));
     }
     let ncols = plan.columns.len();
-    let mut fb = FieldBuf::default();
     // A rough guess (about 10 bytes a field) saves most reallocations.
     fb.spans.reserve(data.len() / 10 + ncols);
-    let mut rows: Vec<RowPos> = Vec::with_capacity(data.len() / (ncols * 10 + 1) + 1);
+    rows.reserve(data.len() / (ncols * 10 + 1) + 1);
     let mut rejects = Vec::new();
     let mut tail = None;
     let mut cur = Cursor::new(data, plan.dialect, at_eof);
     loop {
-        match cur.next_record(&mut fb) {
+        match cur.next_record(fb) {
             Step::Record(r) => {
                 if r.fields == ncols {
                     rows.push(RowPos { start: r.start as u32, end: r.end as u32, line: r.line as u32 });
@@ -264,7 +285,7 @@ fn parse_chunk(plan: &Plan, data: &[u8], at_eof: bool) -> Result<Parsed, Connect
     }
     let newlines = cur.newlines;
 
-    let fields = Fields { input: data, buf: &fb, ncols, rows: rows.len() };
+    let fields = Fields { input: data, buf: fb, ncols, rows: rows.len() };
     let mut bad = Vec::new();
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(ncols);
     for (c, col) in plan.columns.iter().enumerate() {
