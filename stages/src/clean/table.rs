@@ -218,10 +218,13 @@ impl RowIds {
     /// The input positions of the rows where `mask` is true (`mask` has no NULLs).
     pub fn pick(&self, mask: &BooleanArray) -> Vec<u64> {
         let rows = mask.values().set_indices();
+        // Sized up front: collecting from `set_indices` would grow the vector by doubling.
+        let mut picked = Vec::with_capacity(mask.values().count_set_bits());
         match self {
-            RowIds::From(first) => rows.map(|r| first + r as u64).collect(),
-            RowIds::Each(ids) => rows.map(|r| ids.value(r)).collect(),
+            RowIds::From(first) => picked.extend(rows.map(|r| first + r as u64)),
+            RowIds::Each(ids) => picked.extend(rows.map(|r| ids.value(r))),
         }
+        picked
     }
 }
 

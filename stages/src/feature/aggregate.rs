@@ -727,6 +727,20 @@ mod tests {
         assert_eq!(g.apply(t).unwrap().table.rows(), 8, "9 distinct bit patterns, 8 groups");
     }
 
+    #[test]
+    fn float_sums_are_compensated_like_pandas() {
+        let t = batch(vec![
+            ("k", Arc::new(arrow::array::Int64Array::from(vec![1; 10])) as ArrayRef),
+            ("x", Arc::new(Float64Array::from(vec![0.1; 10]))),
+        ]);
+        let g = group_by(json!(["k"]), json!({ "s": { "sum": "x" }, "m": { "mean": "x" } }));
+        let (native, query) = both(&g, &t);
+        // pandas: pd.Series([0.1] * 10).groupby([1] * 10).sum() == 1.0
+        assert_eq!(f64s(&native, "s"), vec![Some(1.0)]);
+        assert_eq!(f64s(&native, "m"), vec![Some(0.1)]);
+        assert_eq!(f64s(&query, "s"), vec![Some(0.9999999999999999)], "plain addition");
+    }
+
     proptest::proptest! {
         /// Random groups and values: the native path gives what the query gives.
         #[test]

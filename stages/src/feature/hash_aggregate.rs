@@ -7,8 +7,10 @@
 //! NaN), and tests hold both paths to the same output.
 //!
 //! The output matches the query's: the same schema, groups sorted by their keys ascending
-//! with NULLs last, sums added in row order, a group whose values are all NULL giving NULL
-//! (0 for counts), and with no keys exactly one row, even for an empty input.
+//! with NULLs last, a group whose values are all NULL giving NULL (0 for counts), and with
+//! no keys exactly one row, even for an empty input. Float sums and means differ in the last
+//! bits: they are added in row order with Kahan compensation, as pandas adds them, where the
+//! query adds without (and, next to a distinct count, in another order).
 
 use std::sync::Arc;
 
@@ -295,8 +297,10 @@ fn fold_for(
         }
         Func::Sum if integer => (Box::new(Sum::<Int64Type>::new(c)), DataType::Int64, true),
         Func::Sum if unsigned => (Box::new(Sum::<UInt64Type>::new(c)), DataType::UInt64, true),
-        Func::Sum if float => (Box::new(Sum::<Float64Type>::new(c)), DataType::Float64, true),
-        Func::Mean if integer || unsigned || float => (Box::new(Mean::new(c)), DataType::Float64, true),
+        Func::Sum if float => (Box::new(FloatSum::new(c, false)), DataType::Float64, true),
+        Func::Mean if integer || unsigned || float => {
+            (Box::new(FloatSum::new(c, true)), DataType::Float64, true)
+        }
         Func::Min | Func::Max => {
             let max = func == Func::Max;
             let Some(fold) = extreme(ty, c, max) else { return Ok(None) };
@@ -483,8 +487,8 @@ impl Fold for Distinct {
     }
 }
 
-/// Sums in the accumulator type `A` (Int64, UInt64 or Float64; integers wrap on overflow,
-/// as the query's SUM does).
+/// Integer sums in the accumulator type `A` (Int64 or UInt64), wrapping on overflow as the
+/// query's SUM does.
 struct Sum<A: ArrowPrimitiveType> {
     column: usize,
     sums: Vec<A::Native>,
@@ -519,42 +523,68 @@ impl<A: ArrowPrimitiveType> Fold for Sum<A> {
     }
 }
 
-/// The mean as a float: the sum in row order over the count, like the query's AVG.
-struct Mean {
-    column: usize,
+/// Per-group float sums with Kahan compensation, added in row order the way pandas' groupby
+/// adds them (an infinite value resets the compensation rather than turning it into NaN).
+#[derive(Default)]
+struct Compensated {
     sums: Vec<f64>,
-    counts: Vec<u64>,
+    compensation: Vec<f64>,
 }
 
-impl Mean {
-    fn new(column: usize) -> Self {
-        Mean { column, sums: Vec::new(), counts: Vec::new() }
+impl Compensated {
+    fn resize(&mut self, groups: usize) {
+        self.sums.resize(groups, 0.0);
+        self.compensation.resize(groups, 0.0);
+    }
+
+    #[inline]
+    fn add(&mut self, g: usize, value: f64) {
+        let y = value - self.compensation[g];
+        let t = self.sums[g] + y;
+        let c = t - self.sums[g] - y;
+        self.compensation[g] = if c.is_nan() { 0.0 } else { c };
+        self.sums[g] = t;
     }
 }
 
-impl Fold for Mean {
+/// A float sum (of floats, or of integers for the mean), compensated.
+struct FloatSum {
+    column: usize,
+    /// Divide by the count: the mean.
+    mean: bool,
+    sums: Compensated,
+    counts: Vec<u64>,
+}
+
+impl FloatSum {
+    fn new(column: usize, mean: bool) -> Self {
+        FloatSum { column, mean, sums: Compensated::default(), counts: Vec::new() }
+    }
+}
+
+impl Fold for FloatSum {
     fn update(&mut self, batch: &RecordBatch, gids: &[u32], groups: usize) -> Result<(), ArrowError> {
-        self.sums.resize(groups, 0.0);
+        self.sums.resize(groups);
         self.counts.resize(groups, 0);
         let values = cast(batch.column(self.column), &DataType::Float64)?;
         let v = values.as_primitive::<Float64Type>().values();
         let (sums, counts) = (&mut self.sums, &mut self.counts);
         each_valid(values.as_ref(), gids, |row, g| {
-            sums[g] += v[row];
+            sums.add(g, v[row]);
             counts[g] += 1;
         });
         Ok(())
     }
 
     fn finish(mut self: Box<Self>, order: &[u32], groups: usize) -> Result<ArrayRef, ArrowError> {
-        self.sums.resize(groups, 0.0);
+        self.sums.resize(groups);
         self.counts.resize(groups, 0);
         let seen: Vec<bool> = self.counts.iter().map(|&n| n > 0).collect();
         let values: Vec<f64> = order
             .iter()
-            .map(|&g| match self.counts[g as usize] {
-                0 => 0.0,
-                n => self.sums[g as usize] / n as f64,
+            .map(|&g| {
+                let (sum, n) = (self.sums.sums[g as usize], self.counts[g as usize]);
+                if self.mean && n > 0 { sum / n as f64 } else { sum }
             })
             .collect();
         Ok(Arc::new(PrimitiveArray::<Float64Type>::new(values.into(), validity(&seen, order))))
