@@ -15,23 +15,9 @@ use sluice_core::registry::Issue;
 use super::columns::{Accepts, find};
 use super::config::At;
 use super::datetime::{DAY_US, days_between, parse_instant, to_micros};
-use super::hash_aggregate;
+use super::hash_aggregate::{self, Func};
 use super::step::{Applied, Failure, Transform};
 use super::table::{ROW_ID, Table, quote};
-
-/// An aggregation function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Func {
-    Count,
-    CountDistinct,
-    Sum,
-    Mean,
-    Min,
-    Max,
-    First,
-    Last,
-    Recency,
-}
 
 /// Every function by its config name, with what it accepts.
 const FUNCS: &[(&str, Func, Accepts)] = &[
@@ -288,15 +274,7 @@ impl GroupBy {
         let keys = self.keys.iter().map(|(k, _)| input.schema.index_of(k)).collect::<Result<Vec<_>, _>>()?;
         let mut outputs = Vec::with_capacity(self.aggregations.len());
         for a in &self.aggregations {
-            let func = match a.func {
-                Func::Count => hash_aggregate::Func::Count,
-                Func::CountDistinct => hash_aggregate::Func::CountDistinct,
-                Func::Sum => hash_aggregate::Func::Sum,
-                Func::Mean => hash_aggregate::Func::Mean,
-                Func::Min => hash_aggregate::Func::Min,
-                Func::Max | Func::Recency => hash_aggregate::Func::Max,
-                Func::First | Func::Last => return Ok(None),
-            };
+            let func = a.func;
             let column = match a.column.as_str() {
                 "*" if a.func == Func::Count => None,
                 "*" => return Ok(None),
@@ -704,6 +682,13 @@ mod tests {
             let (native, query) = both(&g, &Table::empty(Arc::clone(&t.schema)));
             assert_same(&native, &query);
             assert_eq!(native.schema, query.schema);
+            // Batches that are slices of larger ones (offsets not at zero).
+            let sliced = Table::new(
+                Arc::clone(&t.schema),
+                t.batches.iter().map(|b| b.slice(1, b.num_rows() - 2)).collect(),
+            );
+            let (native, query) = both(&g, &sliced);
+            assert_same(&native, &query);
         }
     }
 

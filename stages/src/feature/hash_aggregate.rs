@@ -20,6 +20,7 @@ use arrow::array::{
 };
 use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::compute::{SortColumn, SortOptions, cast, interleave, lexsort_to_indices, take};
+use arrow::datatypes::ArrowNativeType;
 use arrow::datatypes::{
     DataType, Date32Type, Date64Type, DurationMicrosecondType, DurationMillisecondType,
     DurationNanosecondType, DurationSecondType, Field, Float64Type, Int8Type, Int16Type, Int32Type,
@@ -34,7 +35,7 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::table::Table;
 
-/// An aggregate function the native path computes.
+/// An aggregation function of `group_by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Func {
     /// Non-NULL values (all rows without a column).
@@ -49,6 +50,12 @@ pub(crate) enum Func {
     Min,
     /// Largest value.
     Max,
+    /// The value on the row with the smallest `order_by` (the query computes it).
+    First,
+    /// The value on the row with the largest `order_by` (the query computes it).
+    Last,
+    /// Days since the latest value: here its maximum, turned into days by the caller.
+    Recency,
 }
 
 /// One output column: `name = func(column)`.
@@ -220,27 +227,8 @@ impl Identity {
                     f(row, Some(r.data()));
                 }
             }
-            Identity::Bytes(data, large) => {
-                let values = data.buffers()[1].as_slice();
-                let at = data.offset();
-                let range = |row: usize| -> (usize, usize) {
-                    if *large {
-                        let o = &data.buffers()[0].typed_data::<i64>()[at + row..at + row + 2];
-                        (o[0] as usize, o[1] as usize)
-                    } else {
-                        let o = &data.buffers()[0].typed_data::<i32>()[at + row..at + row + 2];
-                        (o[0] as usize, o[1] as usize)
-                    }
-                };
-                for row in 0..data.len() {
-                    if data.is_null(row) {
-                        f(row, None);
-                    } else {
-                        let (s, e) = range(row);
-                        f(row, Some(&values[s..e]));
-                    }
-                }
-            }
+            Identity::Bytes(data, true) => each_text::<i64>(data, f),
+            Identity::Bytes(data, false) => each_text::<i32>(data, f),
             Identity::Fixed(data, width) => {
                 let bytes = data.buffers()[0].as_slice();
                 let base = data.offset() * width;
@@ -301,8 +289,8 @@ fn fold_for(
         Func::Mean if integer || unsigned || float => {
             (Box::new(FloatSum::new(c, true)), DataType::Float64, true)
         }
-        Func::Min | Func::Max => {
-            let max = func == Func::Max;
+        Func::Min | Func::Max | Func::Recency => {
+            let max = func != Func::Min;
             let Some(fold) = extreme(ty, c, max) else { return Ok(None) };
             (fold, ty.clone(), true)
         }
@@ -382,6 +370,19 @@ impl ByteSet {
 
     fn len(&self) -> usize {
         self.entries.len()
+    }
+}
+
+/// [`Identity::each`] over a string or binary column with offsets of type `O`.
+fn each_text<'a, O: ArrowNativeType>(data: &'a ArrayData, mut f: impl FnMut(usize, Option<&'a [u8]>)) {
+    let values = data.buffers()[1].as_slice();
+    let offsets = &data.buffers()[0].typed_data::<O>()[data.offset()..=data.offset() + data.len()];
+    for (row, ends) in offsets.windows(2).enumerate() {
+        if data.is_null(row) {
+            f(row, None);
+        } else {
+            f(row, Some(&values[ends[0].as_usize()..ends[1].as_usize()]));
+        }
     }
 }
 
