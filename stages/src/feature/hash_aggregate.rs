@@ -174,8 +174,9 @@ pub(crate) fn aggregate(
 /// What identifies a row's value(s) for grouping and distinct counts: byte strings that are
 /// equal exactly when the values are.
 enum Identity {
-    /// Several columns, or one without a plain byte form: Arrow's row format.
-    Rows(Rows),
+    /// Several columns, or one without a plain byte form: Arrow's row format, with the
+    /// column's NULLs when it is a single one.
+    Rows(Rows, Option<NullBuffer>),
     /// One string or binary column: its bytes (`large`: 64-bit offsets).
     Bytes(ArrayData, bool),
     /// One fixed-width column: each value's bytes.
@@ -213,7 +214,13 @@ impl Identity {
                     }
                 })
             }
-            (_, Some(converter)) => converter.convert_columns(columns).map(Identity::Rows),
+            (_, Some(converter)) => {
+                let nulls = match columns {
+                    [c] => c.logical_nulls(),
+                    _ => None,
+                };
+                converter.convert_columns(columns).map(|rows| Identity::Rows(rows, nulls))
+            }
             (_, None) => Err(ArrowError::ComputeError("several grouping columns need the row format".into())),
         }
     }
@@ -222,9 +229,10 @@ impl Identity {
     /// (several columns encode NULLs in their rows).
     fn each<'a>(&'a self, mut f: impl FnMut(usize, Option<&'a [u8]>)) {
         match self {
-            Identity::Rows(rows) => {
+            Identity::Rows(rows, nulls) => {
                 for (row, r) in rows.iter().enumerate() {
-                    f(row, Some(r.data()));
+                    let null = nulls.as_ref().is_some_and(|n| n.is_null(row));
+                    f(row, (!null).then(|| r.data()));
                 }
             }
             Identity::Bytes(data, true) => each_text::<i64>(data, f),
@@ -458,15 +466,11 @@ impl Fold for Distinct {
         self.counts.resize(groups, 0);
         let column = batch.column(self.column);
         let identity = Identity::new(std::slice::from_ref(column), self.converter.as_ref())?;
-        let nulls = column.logical_nulls();
         let mut failed = None;
         let mut prev: Option<(u32, &[u8])> = None;
         let (seen, counts) = (&mut self.seen, &mut self.counts);
         identity.each(|row, value| {
             let Some(v) = value else { return };
-            if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
-                return;
-            }
             let g = gids[row];
             // A value repeating on the next row of the same group is no news.
             if prev == Some((g, v)) {
