@@ -29,6 +29,7 @@ pub mod latch;
 pub mod node;
 pub mod observer;
 pub mod plan;
+pub mod prefetch;
 pub mod record;
 pub mod redact;
 pub mod registry;

@@ -16,7 +16,9 @@ use arrow::array::{
     GenericByteArray, PrimitiveArray, downcast_primitive, make_comparator,
 };
 use arrow::compute::SortOptions;
-use arrow::datatypes::{BinaryType, ByteArrayType, DataType, LargeBinaryType, LargeUtf8Type, Utf8Type};
+use arrow::datatypes::{
+    ArrowNativeType, BinaryType, ByteArrayType, DataType, LargeBinaryType, LargeUtf8Type, Utf8Type,
+};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::hash_utils::{RandomState, create_hashes};
 use rayon::prelude::*;
@@ -26,6 +28,7 @@ use sluice_core::registry::Issue;
 
 use super::steps::{ColRef, columns};
 use super::table::{Applied, OpError, Table};
+use sluice_core::prefetch::{AHEAD, prefetch};
 
 /// `dedup = true` or `dedup = { keys = [...], keep = "first" | "last", order_by = "col" }`.
 #[derive(Debug, Clone)]
@@ -238,30 +241,35 @@ impl Walk<'_> {
     /// Walks shard `s` in input order; returns the winners and, for deferred matching,
     /// every (row, row of its group) pair taken as equal on the hash alone.
     fn walk(&self, s: usize, matching: Matching) -> (Vec<Pos>, Vec<(Pos, Pos)>) {
-        let total: usize = self.batches.iter().map(|e| e.shards[s].len()).sum();
+        // Without order_by, "last" is "first" walking backwards.
+        let backwards = self.keep_last && self.order.is_none();
+        let mut rows: Vec<Pos> = Vec::with_capacity(self.batches.iter().map(|e| e.shards[s].len()).sum());
+        for (b, e) in self.batches.iter().enumerate() {
+            rows.extend(e.shards[s].iter().map(|&r| (b as u32, r)));
+        }
+        if backwards {
+            rows.reverse();
+        }
         let mut w = ShardWalk {
             walk: self,
             matching,
-            seen: Seen::with_capacity(total),
+            seen: Seen::with_capacity(rows.len()),
             matched: Vec::new(),
             key_cmp: self.keys.iter().map(|_| Comparators::default()).collect(),
             order_cmp: Comparators::default(),
         };
-        // Without order_by, "last" is "first" walking backwards.
-        if self.keep_last && self.order.is_none() {
-            for b in (0..self.batches.len()).rev() {
-                for &r in self.batches[b].shards[s].iter().rev() {
-                    w.visit((b as u32, r));
-                }
+        for (k, &row) in rows.iter().enumerate() {
+            // A group's slot is anywhere in a table larger than the cache.
+            if let Some(&ahead) = rows.get(k + AHEAD) {
+                w.seen.prefetch(self.hash(ahead));
             }
-        } else {
-            for (b, e) in self.batches.iter().enumerate() {
-                for &r in &e.shards[s] {
-                    w.visit((b as u32, r));
-                }
-            }
+            w.visit(row);
         }
-        (w.seen.into_iter().map(|w| (w.batch, w.row)).collect(), w.matched)
+        (w.seen.winners().collect(), w.matched)
+    }
+
+    fn hash(&self, row: Pos) -> u64 {
+        self.batches[row.0 as usize].hashes[row.1 as usize]
     }
 }
 
@@ -280,32 +288,28 @@ impl ShardWalk<'_> {
     /// one is better.
     fn visit(&mut self, row: Pos) {
         let walk = self.walk;
-        let hash = walk.batches[row.0 as usize].hashes[row.1 as usize];
+        let hash = walk.hash(row);
         let immediate = self.matching == Matching::Immediate;
         let key_cmp = &mut self.key_cmp;
-        let same = |w: &Winner| {
-            w.hash == hash
-                && (!immediate
-                    || walk
-                        .keys
-                        .iter()
-                        .zip(key_cmp.iter_mut())
-                        .all(|(k, cmp)| compare(k, cmp, (w.batch, w.row), row).is_eq()))
+        let same = |winner: Pos| {
+            !immediate
+                || walk
+                    .keys
+                    .iter()
+                    .zip(key_cmp.iter_mut())
+                    .all(|(k, cmp)| compare(k, cmp, winner, row).is_eq())
         };
-        match (self.seen.find_mut(hash, same), walk.order) {
-            (None, _) => {
-                self.seen.insert_unique(hash, Winner { hash, batch: row.0, row: row.1 }, |w| w.hash);
-            }
-            (Some(slot), order) => {
+        match self.seen.find(hash, same) {
+            Err(slot) => self.seen.set(slot, hash, row),
+            Ok((slot, winner)) => {
                 if !immediate {
-                    self.matched.push((row, (slot.batch, slot.row)));
+                    self.matched.push((row, winner));
                 }
-                if let Some(order) = order {
-                    let candidate = compare(order, &mut self.order_cmp, row, (slot.batch, slot.row));
+                if let Some(order) = walk.order {
+                    let candidate = compare(order, &mut self.order_cmp, row, winner);
                     let better = if walk.keep_last { candidate.is_ge() } else { candidate.is_lt() };
                     if better {
-                        slot.batch = row.0;
-                        slot.row = row.1;
+                        self.seen.set(slot, hash, row);
                     }
                 }
             }
@@ -345,9 +349,28 @@ fn same_slot(x: &dyn Array, i: usize, y: &dyn Array, j: usize, values_equal: imp
     }
 }
 
+// Both rows of a pair are anywhere in the table, so each check would wait on a cache miss;
+// the pairs ahead are prefetched: a string's offsets two strides ahead, its bytes one stride
+// ahead (their offsets are cached by then).
+
 fn bytes_equal<T: ByteArrayType>(arrays: &[ArrayRef], pairs: &[(Pos, Pos)]) -> bool {
     let typed: Vec<&GenericByteArray<T>> = arrays.iter().map(|a| a.as_bytes::<T>()).collect();
-    pairs.iter().all(|&(a, b)| {
+    let offsets = |p: Pos| typed[p.0 as usize].value_offsets().as_ptr().wrapping_add(p.1 as usize);
+    let bytes = |p: Pos| {
+        let array = typed[p.0 as usize];
+        // The offset was prefetched a stride ago; get() keeps a stray index harmless.
+        let start = array.value_offsets().get(p.1 as usize).map_or(0, |o| o.as_usize());
+        array.values().as_ptr().wrapping_add(start)
+    };
+    pairs.iter().enumerate().all(|(k, &(a, b))| {
+        if let Some(&(c, d)) = pairs.get(k + 2 * AHEAD) {
+            prefetch(offsets(c));
+            prefetch(offsets(d));
+        }
+        if let Some(&(c, d)) = pairs.get(k + AHEAD) {
+            prefetch(bytes(c));
+            prefetch(bytes(d));
+        }
         let (x, i, y, j) = (typed[a.0 as usize], a.1 as usize, typed[b.0 as usize], b.1 as usize);
         same_slot(x, i, y, j, || AsRef::<[u8]>::as_ref(x.value(i)) == AsRef::<[u8]>::as_ref(y.value(j)))
     })
@@ -355,7 +378,12 @@ fn bytes_equal<T: ByteArrayType>(arrays: &[ArrayRef], pairs: &[(Pos, Pos)]) -> b
 
 fn primitive_equal<T: ArrowPrimitiveType>(arrays: &[ArrayRef], pairs: &[(Pos, Pos)]) -> bool {
     let typed: Vec<&PrimitiveArray<T>> = arrays.iter().map(|a| a.as_primitive::<T>()).collect();
-    pairs.iter().all(|&(a, b)| {
+    let value = |p: Pos| typed[p.0 as usize].values().as_ptr().wrapping_add(p.1 as usize);
+    pairs.iter().enumerate().all(|(k, &(a, b))| {
+        if let Some(&(c, d)) = pairs.get(k + AHEAD) {
+            prefetch(value(c));
+            prefetch(value(d));
+        }
         let (x, i, y, j) = (typed[a.0 as usize], a.1 as usize, typed[b.0 as usize], b.1 as usize);
         same_slot(x, i, y, j, || x.value(i).is_eq(y.value(j)))
     })
@@ -379,16 +407,54 @@ fn compare(col: &Column, cache: &mut Comparators, a: (u32, u32), b: (u32, u32)) 
     }
 }
 
-/// One group's current winner: 16 bytes, so millions of groups stay cache-friendly; the
-/// row's values are looked at only when hashes match.
-#[derive(Clone, Copy)]
-struct Winner {
-    hash: u64,
-    batch: u32,
-    row: u32,
+/// Each group's current winner, by hash: open addressing with linear probing over 16-byte
+/// slots (the hash, and the row's batch + 1 and index; all zeros is empty), at most half
+/// full. Millions of groups stay cache-friendly, a slot can be prefetched before it is
+/// needed, and a row's values are looked at only when hashes match.
+struct Seen {
+    slots: Vec<u128>,
+    mask: usize,
 }
 
-type Seen = hashbrown::HashTable<Winner>;
+impl Seen {
+    /// Room for `rows` groups.
+    fn with_capacity(rows: usize) -> Seen {
+        let slots = (rows * 2).next_power_of_two().max(16);
+        Seen { slots: vec![0; slots], mask: slots - 1 }
+    }
+
+    fn prefetch(&self, hash: u64) {
+        prefetch(self.slots.as_ptr().wrapping_add(hash as usize & self.mask));
+    }
+
+    /// The slot and winner of the group `row` (with `hash`) belongs to, as `same` decides
+    /// among winners of equal hash; or the empty slot where its group goes.
+    fn find(&self, hash: u64, mut same: impl FnMut(Pos) -> bool) -> Result<(usize, Pos), usize> {
+        let mut i = hash as usize & self.mask;
+        loop {
+            let slot = self.slots[i];
+            if slot == 0 {
+                return Err(i);
+            }
+            if slot as u64 == hash {
+                let pos = ((slot >> 96) as u32 - 1, (slot >> 64) as u32);
+                if same(pos) {
+                    return Ok((i, pos));
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    fn set(&mut self, slot: usize, hash: u64, row: Pos) {
+        self.slots[slot] = (u128::from(row.0) + 1) << 96 | u128::from(row.1) << 64 | u128::from(hash);
+    }
+
+    /// Every group's winner.
+    fn winners(&self) -> impl Iterator<Item = Pos> + '_ {
+        self.slots.iter().filter(|&&s| s != 0).map(|&s| ((s >> 96) as u32 - 1, (s >> 64) as u32))
+    }
+}
 
 /// Which shard a hash goes to: middle bits, so the bits the hash table uses stay varied.
 fn shard_of(hash: u64) -> usize {
@@ -673,5 +739,26 @@ mod tests {
         assert_eq!(a.table.rows(), 7_919);
         assert_eq!(a.removed.len(), 20_000 - 7_919);
         assert!(a.removed.iter().all(|&id| id >= 7_919));
+    }
+
+    #[test]
+    fn seen_probes_past_taken_slots_and_wraps_around() {
+        let mut seen = Seen::with_capacity(4); // 16 slots
+        let last = 15u64;
+        // Three hashes that all start at the last slot: probing wraps to slots 0 and 1.
+        let hashes = [last, last + 16, last + 32];
+        for (k, &h) in hashes.iter().enumerate() {
+            let slot = seen.find(h, |_| true).unwrap_err();
+            seen.set(slot, h, (0, k as u32));
+        }
+        for (k, &h) in hashes.iter().enumerate() {
+            assert_eq!(seen.find(h, |_| true).map(|(_, pos)| pos), Ok((0, k as u32)));
+        }
+        // A row whose hash matches but whose values differ does not join the group.
+        let free = seen.find(last, |_| false).unwrap_err();
+        assert_eq!(free, 2);
+        let mut winners: Vec<Pos> = seen.winners().collect();
+        winners.sort();
+        assert_eq!(winners, [(0, 0), (0, 1), (0, 2)]);
     }
 }
