@@ -345,11 +345,23 @@ fn extreme(ty: &DataType, column: usize, max: bool) -> Option<Box<dyn Fold>> {
 /// Distinct byte strings, each under a 32-bit tag, numbered in order of first appearance.
 #[derive(Default)]
 struct ByteSet {
-    table: HashTable<u32>,
-    /// Tag, start and end in `bytes` of each entry.
-    entries: Vec<(u32, usize, usize)>,
+    /// Each entry's number, tag and place in `bytes`, keyed by hash. Held in the table, so a
+    /// lookup that finds a different tag or length touches no other memory, and one that
+    /// matches touches only the bytes: with many distinct values in no useful order (a
+    /// customer's invoices spread over a shuffled file) each extra access is a cache miss.
+    table: HashTable<SetEntry>,
+    /// Each entry's hash, by number (to grow the table without re-hashing).
     hashes: Vec<u64>,
     bytes: Vec<u8>,
+}
+
+/// One [`ByteSet`] entry.
+#[derive(Clone, Copy)]
+struct SetEntry {
+    number: u32,
+    tag: u32,
+    start: usize,
+    len: u32,
 }
 
 impl ByteSet {
@@ -357,27 +369,27 @@ impl ByteSet {
     #[inline]
     fn insert(&mut self, tag: u32, value: &[u8]) -> Result<(u32, bool), ArrowError> {
         let hash = xxh3_64_with_seed(value, u64::from(tag));
-        let (entries, bytes) = (&self.entries, &self.bytes);
-        let same = |&i: &u32| {
-            let (t, s, e) = entries[i as usize];
-            t == tag && &bytes[s..e] == value
+        let bytes = &self.bytes;
+        let same = |e: &SetEntry| {
+            e.tag == tag && e.len as usize == value.len() && &bytes[e.start..e.start + value.len()] == value
         };
-        if let Some(&i) = self.table.find(hash, same) {
-            return Ok((i, false));
+        if let Some(e) = self.table.find(hash, same) {
+            return Ok((e.number, false));
         }
-        let i = u32::try_from(self.entries.len())
+        let number = u32::try_from(self.hashes.len())
             .map_err(|_| ArrowError::ComputeError("more than 4 billion groups".into()))?;
-        let start = self.bytes.len();
+        let len = u32::try_from(value.len())
+            .map_err(|_| ArrowError::ComputeError("a key of 4 GiB or more".into()))?;
+        let entry = SetEntry { number, tag, start: self.bytes.len(), len };
         self.bytes.extend_from_slice(value);
-        self.entries.push((tag, start, self.bytes.len()));
         self.hashes.push(hash);
         let hashes = &self.hashes;
-        self.table.insert_unique(hash, i, |&j| hashes[j as usize]);
-        Ok((i, true))
+        self.table.insert_unique(hash, entry, |e| hashes[e.number as usize]);
+        Ok((number, true))
     }
 
     fn len(&self) -> usize {
-        self.entries.len()
+        self.hashes.len()
     }
 }
 
