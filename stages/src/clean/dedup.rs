@@ -24,11 +24,11 @@ use datafusion::common::hash_utils::{RandomState, create_hashes};
 use rayon::prelude::*;
 use serde_json::Value;
 use sluice_core::StageError;
+use sluice_core::prefetch::{AHEAD, prefetch};
 use sluice_core::registry::Issue;
 
 use super::steps::{ColRef, columns};
 use super::table::{Applied, OpError, Table};
-use sluice_core::prefetch::{AHEAD, prefetch};
 
 /// `dedup = true` or `dedup = { keys = [...], keep = "first" | "last", order_by = "col" }`.
 #[derive(Debug, Clone)]
