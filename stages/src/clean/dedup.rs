@@ -436,11 +436,8 @@ impl Seen {
             if slot == 0 {
                 return Err(i);
             }
-            if slot as u64 == hash {
-                let pos = ((slot >> 96) as u32 - 1, (slot >> 64) as u32);
-                if same(pos) {
-                    return Ok((i, pos));
-                }
+            if slot as u64 == hash && same(slot_pos(slot)) {
+                return Ok((i, slot_pos(slot)));
             }
             i = (i + 1) & self.mask;
         }
@@ -452,8 +449,13 @@ impl Seen {
 
     /// Every group's winner.
     fn winners(&self) -> impl Iterator<Item = Pos> + '_ {
-        self.slots.iter().filter(|&&s| s != 0).map(|&s| ((s >> 96) as u32 - 1, (s >> 64) as u32))
+        self.slots.iter().filter(|&&s| s != 0).map(|&s| slot_pos(s))
     }
+}
+
+/// The row a taken [`Seen`] slot holds.
+fn slot_pos(slot: u128) -> Pos {
+    ((slot >> 96) as u32 - 1, (slot >> 64) as u32)
 }
 
 /// Which shard a hash goes to: middle bits, so the bits the hash table uses stay varied.
