@@ -42,6 +42,8 @@ pub struct Dedup {
 }
 
 const SHARDS: usize = 16;
+// `shard_of` takes the shard from the hash's top four bits.
+const _: () = assert!(SHARDS.is_power_of_two() && SHARDS <= 16);
 
 impl Dedup {
     /// Reads the op's config.
@@ -113,15 +115,31 @@ impl Dedup {
                 let mut hashes = vec![0u64; n];
                 hash_rows(&keys, b, &mut hashes)?;
                 let mut shards = vec![Vec::new(); SHARDS];
-                let mut place = |r: usize| shards[shard_of(hashes[r])].push(r as u32);
+                let mut shard_hashes = vec![Vec::new(); SHARDS];
+                let mut place = |r: usize| {
+                    let s = shard_of(hashes[r]);
+                    shards[s].push(r as u32);
+                    shard_hashes[s].push(hashes[r]);
+                };
                 match selection.map(|s| &s[b]).filter(|s| s.true_count() < s.len()) {
                     Some(sel) => sel.values().set_indices().for_each(&mut place),
                     None => (0..n).for_each(&mut place),
                 }
-                Ok(Batch { hashes, shards })
+                Ok(Batch { shards, hashes: shard_hashes })
             })
             .collect::<Result<Vec<_>, StageError>>()?;
 
+        // A shard's walk indexes its rows with 32 bits (one kept free for "empty").
+        for s in 0..SHARDS {
+            let rows: usize = batches.iter().map(|b| b.shards[s].len()).sum();
+            if rows >= u32::MAX as usize {
+                return Err(StageError::Internal(format!(
+                    "dedup: {rows} rows fall into one of {SHARDS} shards; at most {} fit",
+                    u32::MAX - 1
+                ))
+                .into());
+            }
+        }
         let keep_last = self.keep_last;
         let walk = Walk { batches: &batches, keys: &keys, order: order.as_ref(), keep_last };
         let winners: Vec<Vec<Pos>> = (0..SHARDS).into_par_iter().map(|s| walk.shard(s)).collect();
@@ -138,10 +156,12 @@ impl Dedup {
     }
 }
 
-/// One batch's row hashes, and its rows (those still selected) per shard.
+/// One batch's rows (those still selected) per shard, and their hashes beside them: a
+/// shard's walk reads its rows' hashes in order, not from every cache line of a batch-wide
+/// array (at 10× the retail data that was most of the walk's time).
 struct Batch {
-    hashes: Vec<u64>,
     shards: Vec<Vec<u32>>,
+    hashes: Vec<Vec<u64>>,
 }
 
 /// How rows of one column are compared across batches.
@@ -243,39 +263,45 @@ impl Walk<'_> {
     fn walk(&self, s: usize, matching: Matching) -> (Vec<Pos>, Vec<(Pos, Pos)>) {
         // Without order_by, "last" is "first" walking backwards.
         let backwards = self.keep_last && self.order.is_none();
-        let mut rows: Vec<Pos> = Vec::with_capacity(self.batches.iter().map(|e| e.shards[s].len()).sum());
+        let n = self.batches.iter().map(|e| e.shards[s].len()).sum();
+        let (mut rows, mut hashes): (Vec<Pos>, Vec<u64>) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for (b, e) in self.batches.iter().enumerate() {
             rows.extend(e.shards[s].iter().map(|&r| (b as u32, r)));
+            hashes.extend_from_slice(&e.hashes[s]);
         }
         if backwards {
             rows.reverse();
+            hashes.reverse();
         }
         let mut w = ShardWalk {
             walk: self,
+            rows: &rows,
+            hashes: &hashes,
             matching,
             seen: Seen::with_capacity(rows.len()),
             matched: Vec::new(),
             key_cmp: self.keys.iter().map(|_| Comparators::default()).collect(),
             order_cmp: Comparators::default(),
         };
-        for (k, &row) in rows.iter().enumerate() {
+        for k in 0..rows.len() {
             // A group's slot is anywhere in a table larger than the cache.
-            if let Some(&ahead) = rows.get(k + AHEAD) {
-                w.seen.prefetch(self.hash(ahead));
+            if let Some(&ahead) = hashes.get(k + AHEAD) {
+                w.seen.prefetch(ahead);
             }
-            w.visit(row);
+            w.visit(k);
         }
-        (w.seen.winners().collect(), w.matched)
-    }
-
-    fn hash(&self, row: Pos) -> u64 {
-        self.batches[row.0 as usize].hashes[row.1 as usize]
+        let (seen, matched) = (w.seen, w.matched);
+        (seen.winners().map(|k| rows[k]).collect(), matched)
     }
 }
 
 /// One walk over a shard in progress.
 struct ShardWalk<'a> {
     walk: &'a Walk<'a>,
+    /// The shard's rows in walk order; the table holds indexes into it.
+    rows: &'a [Pos],
+    /// Their hashes.
+    hashes: &'a [u64],
     matching: Matching,
     seen: Seen,
     matched: Vec<(Pos, Pos)>,
@@ -284,24 +310,25 @@ struct ShardWalk<'a> {
 }
 
 impl ShardWalk<'_> {
-    /// Offers a row to its group: the first row seen wins unless `order_by` says a later
-    /// one is better.
-    fn visit(&mut self, row: Pos) {
-        let walk = self.walk;
-        let hash = walk.hash(row);
+    /// Offers the `k`th row to its group: the first row seen wins unless `order_by` says a
+    /// later one is better.
+    fn visit(&mut self, k: usize) {
+        let (walk, rows) = (self.walk, self.rows);
+        let (row, hash) = (rows[k], self.hashes[k]);
         let immediate = self.matching == Matching::Immediate;
         let key_cmp = &mut self.key_cmp;
-        let same = |winner: Pos| {
+        let same = |winner: usize| {
             !immediate
                 || walk
                     .keys
                     .iter()
                     .zip(key_cmp.iter_mut())
-                    .all(|(k, cmp)| compare(k, cmp, winner, row).is_eq())
+                    .all(|(key, cmp)| compare(key, cmp, rows[winner], row).is_eq())
         };
         match self.seen.find(hash, same) {
-            Err(slot) => self.seen.set(slot, hash, row),
+            Err(slot) => self.seen.set(slot, hash, k),
             Ok((slot, winner)) => {
+                let winner = rows[winner];
                 if !immediate {
                     self.matched.push((row, winner));
                 }
@@ -309,7 +336,7 @@ impl ShardWalk<'_> {
                     let candidate = compare(order, &mut self.order_cmp, row, winner);
                     let better = if walk.keep_last { candidate.is_ge() } else { candidate.is_lt() };
                     if better {
-                        self.seen.set(slot, hash, row);
+                        self.seen.set(slot, hash, k);
                     }
                 }
             }
@@ -407,12 +434,15 @@ fn compare(col: &Column, cache: &mut Comparators, a: (u32, u32), b: (u32, u32)) 
     }
 }
 
-/// Each group's current winner, by hash: open addressing with linear probing over 16-byte
-/// slots (the hash, and the row's batch + 1 and index; all zeros is empty), at most half
-/// full. Millions of groups stay cache-friendly, a slot can be prefetched before it is
-/// needed, and a row's values are looked at only when hashes match.
+/// Each group's current winner, by hash: open addressing with linear probing over 8-byte
+/// slots, at most half full. A slot holds a 32-bit tag of the hash and the winner's index
+/// in the shard's walk order plus one (all zeros is empty). Millions of groups stay
+/// cache-friendly (at 10× the retail data, 16-byte slots with the full hash and row made
+/// the tables 128 MB of fresh memory), a slot can be prefetched before it is needed, and a
+/// row's values are looked at only when tags match. Rows whose tags match are taken for
+/// one group like rows whose hashes match: the walk checks every such pair afterwards.
 struct Seen {
-    slots: Vec<u128>,
+    slots: Vec<u64>,
     mask: usize,
 }
 
@@ -427,40 +457,49 @@ impl Seen {
         prefetch(self.slots.as_ptr().wrapping_add(hash as usize & self.mask));
     }
 
-    /// The slot and winner of the group `row` (with `hash`) belongs to, as `same` decides
-    /// among winners of equal hash; or the empty slot where its group goes.
-    fn find(&self, hash: u64, mut same: impl FnMut(Pos) -> bool) -> Result<(usize, Pos), usize> {
+    /// The slot and winner (walk index) of the group a row with `hash` belongs to, as `same`
+    /// decides among winners with its tag; or the empty slot where its group goes.
+    fn find(&self, hash: u64, mut same: impl FnMut(usize) -> bool) -> Result<(usize, usize), usize> {
+        let tag = tag(hash);
         let mut i = hash as usize & self.mask;
         loop {
             let slot = self.slots[i];
             if slot == 0 {
                 return Err(i);
             }
-            if slot as u64 == hash && same(slot_pos(slot)) {
-                return Ok((i, slot_pos(slot)));
+            if (slot >> 32) as u32 == tag && same(slot_index(slot)) {
+                return Ok((i, slot_index(slot)));
             }
             i = (i + 1) & self.mask;
         }
     }
 
-    fn set(&mut self, slot: usize, hash: u64, row: Pos) {
-        self.slots[slot] = (u128::from(row.0) + 1) << 96 | u128::from(row.1) << 64 | u128::from(hash);
+    /// Makes walk index `k` the winner in `slot`. Shards hold fewer than 2³² − 1 rows
+    /// (checked in [`Dedup::apply`]).
+    fn set(&mut self, slot: usize, hash: u64, k: usize) {
+        self.slots[slot] = u64::from(tag(hash)) << 32 | (k as u64 + 1);
     }
 
-    /// Every group's winner.
-    fn winners(&self) -> impl Iterator<Item = Pos> + '_ {
-        self.slots.iter().filter(|&&s| s != 0).map(|&s| slot_pos(s))
+    /// Every group's winner, as a walk index.
+    fn winners(&self) -> impl Iterator<Item = usize> + '_ {
+        self.slots.iter().filter(|&&s| s != 0).map(|&s| slot_index(s))
     }
 }
 
-/// The row a taken [`Seen`] slot holds.
-fn slot_pos(slot: u128) -> Pos {
-    ((slot >> 96) as u32 - 1, (slot >> 64) as u32)
+/// The walk index a taken [`Seen`] slot holds.
+fn slot_index(slot: u64) -> usize {
+    (slot as u32 - 1) as usize
 }
 
-/// Which shard a hash goes to: middle bits, so the bits the hash table uses stay varied.
+/// The bits of a hash kept in a [`Seen`] slot: neither the top four (equal within a shard)
+/// nor the low ones that pick the slot (in any table below 2²⁸ slots).
+fn tag(hash: u64) -> u32 {
+    (hash >> 28) as u32
+}
+
+/// Which shard a hash goes to: the top bits, so the bits the table and tags use stay varied.
 fn shard_of(hash: u64) -> usize {
-    ((hash >> 32) as usize) & (SHARDS - 1)
+    (hash >> 60) as usize & (SHARDS - 1)
 }
 
 /// A fast 64-bit hash of a byte string: word-at-a-time multiply-rotate, then the splitmix64
@@ -630,9 +669,10 @@ mod tests {
             .batches
             .iter()
             .map(|b| {
-                let mut shards = vec![Vec::new(); SHARDS];
+                let (mut shards, mut hashes) = (vec![Vec::new(); SHARDS], vec![Vec::new(); SHARDS]);
                 shards[0] = (0..b.num_rows() as u32).collect();
-                Batch { hashes: vec![0; b.num_rows()], shards }
+                hashes[0] = vec![0; b.num_rows()];
+                Batch { shards, hashes }
             })
             .collect();
         let walk = Walk { batches: &batches, keys: &keys, order: None, keep_last: false };
@@ -746,21 +786,30 @@ mod tests {
     #[test]
     fn seen_probes_past_taken_slots_and_wraps_around() {
         let mut seen = Seen::with_capacity(4); // 16 slots
-        let last = 15u64;
-        // Three hashes that all start at the last slot: probing wraps to slots 0 and 1.
-        let hashes = [last, last + 16, last + 32];
+        // Three hashes that all start at the last slot, with different tags: probing wraps
+        // to slots 0 and 1.
+        let hashes: Vec<u64> = (1..=3).map(|t| t << 28 | 15).collect();
         for (k, &h) in hashes.iter().enumerate() {
             let slot = seen.find(h, |_| true).unwrap_err();
-            seen.set(slot, h, (0, k as u32));
+            seen.set(slot, h, k);
         }
         for (k, &h) in hashes.iter().enumerate() {
-            assert_eq!(seen.find(h, |_| true).map(|(_, pos)| pos), Ok((0, k as u32)));
+            assert_eq!(seen.find(h, |_| true).map(|(_, winner)| winner), Ok(k));
         }
-        // A row whose hash matches but whose values differ does not join the group.
-        let free = seen.find(last, |_| false).unwrap_err();
+        // A row whose tag matches but whose values differ does not join the group.
+        let free = seen.find(hashes[0], |_| false).unwrap_err();
         assert_eq!(free, 2);
-        let mut winners: Vec<Pos> = seen.winners().collect();
+        let mut winners: Vec<usize> = seen.winners().collect();
         winners.sort();
-        assert_eq!(winners, [(0, 0), (0, 1), (0, 2)]);
+        assert_eq!(winners, [0, 1, 2]);
+    }
+
+    #[test]
+    fn tags_ignore_the_shard_and_slot_bits() {
+        // Hashes that differ only in the bits choosing the shard or the home slot of a
+        // small table share a tag; others do not.
+        assert_eq!(tag(0x0123_4567_89ab_cdef), tag(0xf123_4567_8000_0000 | 0x0bab_cdef));
+        assert_ne!(tag(1 << 28), tag(1 << 29));
+        assert_eq!(shard_of(0xf000_0000_0000_0000), 15);
     }
 }
