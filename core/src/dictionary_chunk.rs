@@ -39,6 +39,8 @@ use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
 
+use crate::short_bytes;
+
 /// Rows per data page: the Arrow writer's default limit, so readers see the same pages.
 const PAGE_ROWS: usize = 20_000;
 
@@ -421,7 +423,8 @@ impl Dictionary {
         let hash = xxhash_rust::xxh3::xxh3_64(value);
         let Dictionary { table, page, hashes } = self;
         let found = table.find(hash, |e| {
-            e.len as usize == value.len() && &page[e.start as usize..(e.start + e.len) as usize] == value
+            e.len as usize == value.len()
+                && short_bytes::equal(&page[e.start as usize..(e.start + e.len) as usize], value)
         });
         if let Some(e) = found {
             return e.code;

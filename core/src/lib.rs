@@ -13,6 +13,7 @@
 //! - [`state`] state dir layout, locks, fingerprints; [`gc`] housekeeping
 //! - [`schema`] schema contracts: output schemas derived before running, checked again at run time
 //! - [`registry`], [`stage`] the traits stage kinds implement; [`cron`] schedules
+//! - [`prefetch`], [`short_bytes`] small helpers for hash tables over millions of rows
 
 pub mod artifact;
 pub mod compile;
@@ -34,6 +35,7 @@ pub mod record;
 pub mod redact;
 pub mod registry;
 pub mod schema;
+pub mod short_bytes;
 pub mod spec;
 pub mod stage;
 pub mod state;

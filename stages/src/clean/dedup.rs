@@ -26,6 +26,7 @@ use serde_json::Value;
 use sluice_core::StageError;
 use sluice_core::prefetch::{AHEAD, prefetch};
 use sluice_core::registry::Issue;
+use sluice_core::short_bytes;
 
 use super::steps::{ColRef, columns};
 use super::table::{Applied, OpError, Table};
@@ -399,7 +400,7 @@ fn bytes_equal<T: ByteArrayType>(arrays: &[ArrayRef], pairs: &[(Pos, Pos)]) -> b
             prefetch(bytes(d));
         }
         let (x, i, y, j) = (typed[a.0 as usize], a.1 as usize, typed[b.0 as usize], b.1 as usize);
-        same_slot(x, i, y, j, || AsRef::<[u8]>::as_ref(x.value(i)) == AsRef::<[u8]>::as_ref(y.value(j)))
+        same_slot(x, i, y, j, || short_bytes::equal(x.value(i).as_ref(), y.value(j).as_ref()))
     })
 }
 

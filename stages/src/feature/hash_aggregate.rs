@@ -31,6 +31,7 @@ use arrow::datatypes::{
 use arrow::error::ArrowError;
 use arrow::row::{RowConverter, Rows, SortField};
 use hashbrown::HashTable;
+use sluice_core::short_bytes;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::table::Table;
@@ -371,7 +372,9 @@ impl ByteSet {
         let hash = xxh3_64_with_seed(value, u64::from(tag));
         let bytes = &self.bytes;
         let same = |e: &SetEntry| {
-            e.tag == tag && e.len as usize == value.len() && &bytes[e.start..e.start + value.len()] == value
+            e.tag == tag
+                && e.len as usize == value.len()
+                && short_bytes::equal(&bytes[e.start..e.start + value.len()], value)
         };
         if let Some(e) = self.table.find(hash, same) {
             return Ok((e.number, false));
