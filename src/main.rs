@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod huge_pages;
 mod logging;
 mod output;
 mod progress;
@@ -29,6 +30,7 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
+    huge_pages::opt_out(std::env::var_os(huge_pages::KEEP_VAR).as_deref());
     let cli = cli::Cli::parse();
     logging::init(cli.verbose, cli.quiet, cli.log_format);
     match commands::dispatch(cli) {
