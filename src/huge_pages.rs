@@ -4,8 +4,8 @@
 //! of any byte in it. On the 2-core VMs sluice is benchmarked on, memory the process has not
 //! touched before is slow to fault in whenever the host has taken it back, which it does
 //! within seconds of another process freeing it: a retail RFM run started after a 3-second
-//! pause took 262 ms with huge pages and 155 ms without (alternating runs; back to back,
-//! 123 and 142 ms). docs/decisions.md has the measurements.
+//! pause took 323 ms with huge pages and 150 ms without (alternating runs; back to back,
+//! 122 and 143 ms). docs/decisions.md has the measurements.
 
 use std::ffi::OsStr;
 

@@ -3,8 +3,8 @@
 //!
 //! Rows are hashed batch-parallel straight from their columns and spread over shards by
 //! hash; each shard decides its winners on its own thread, walking its rows in input order,
-//! so the result does not depend on the number of threads. Rows whose hashes match are
-//! compared column by column with Arrow's typed comparators (NULL equals NULL, floats by
+//! so the result does not depend on the number of threads. Rows whose hashes (a 32-bit tag
+//! of them, in the shard's table) match are compared column by column with Arrow's typed comparators (NULL equals NULL, floats by
 //! total order). Nothing is copied: an earlier session row-encoded every row first, and
 //! writing those bytes touched more memory than the whole clean stage's output. Column
 //! types Arrow cannot compare directly still go through the row format.
@@ -224,16 +224,16 @@ fn hash_rows(keys: &[Column], b: usize, hashes: &mut [u64]) -> Result<(), StageE
 /// A row: (batch, row in batch).
 type Pos = (u32, u32);
 
-/// How rows with equal hashes are told apart during a shard's walk.
+/// How rows with equal tags (see [`Seen`]) are told apart during a shard's walk.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Matching {
-    /// Equal hashes are taken for equal rows, and every such pair is checked afterwards,
+    /// Equal tags are taken for equal rows, and every such pair is checked afterwards,
     /// one column at a time. The checks do not wait on each other's cache misses, which
     /// on-the-spot comparison of every duplicate (its group's row is anywhere in the
     /// table) does: at 10× the retail data that was most of dedup's time.
     Deferred,
-    /// Every hash match is compared on the spot: after a deferred check found two different
-    /// rows with one hash.
+    /// Every tag match is compared on the spot: after a deferred check found two different
+    /// rows with one tag.
     Immediate,
 }
 
@@ -260,7 +260,7 @@ impl Walk<'_> {
     }
 
     /// Walks shard `s` in input order; returns the winners and, for deferred matching,
-    /// every (row, row of its group) pair taken as equal on the hash alone.
+    /// every (row, row of its group) pair taken as equal on the tag alone.
     fn walk(&self, s: usize, matching: Matching) -> (Vec<Pos>, Vec<(Pos, Pos)>) {
         // Without order_by, "last" is "first" walking backwards.
         let backwards = self.keep_last && self.order.is_none();
