@@ -422,10 +422,8 @@ impl Dictionary {
     fn intern(&mut self, value: &[u8]) -> u32 {
         let hash = xxhash_rust::xxh3::xxh3_64(value);
         let Dictionary { table, page, hashes } = self;
-        let found = table.find(hash, |e| {
-            e.len as usize == value.len()
-                && short_bytes::equal(&page[e.start as usize..(e.start + e.len) as usize], value)
-        });
+        let found = table
+            .find(hash, |e| short_bytes::equal(&page[e.start as usize..(e.start + e.len) as usize], value));
         if let Some(e) = found {
             return e.code;
         }

@@ -372,9 +372,7 @@ impl ByteSet {
         let hash = xxh3_64_with_seed(value, u64::from(tag));
         let bytes = &self.bytes;
         let same = |e: &SetEntry| {
-            e.tag == tag
-                && e.len as usize == value.len()
-                && short_bytes::equal(&bytes[e.start..e.start + value.len()], value)
+            e.tag == tag && short_bytes::equal(&bytes[e.start..e.start + e.len as usize], value)
         };
         if let Some(e) = self.table.find(hash, same) {
             return Ok((e.number, false));
