@@ -10,8 +10,10 @@ How to run (from the repo root):
 
 The CSV is `$SLUICE_RETAIL_CSV`, default ../shared/data/online-retail/online_retail.csv
 relative to the repo root. `--scale K` (K > 1) first writes a K× file into a temp dir by
-resampling the rows with replacement (seeded) and giving every resampled invoice a fresh
-number, then times every tool on it.
+resampling with replacement (seeded) and giving every draw a fresh invoice number, then
+times every tool on it. `--resample invoices` (the default) draws whole invoices, so the
+file keeps the real one's structure; `--resample rows` draws single lines, as sessions 1–12
+did (see make_scaled and docs/decisions.md).
 
 Each tool: one warm-up run, then N runs, each a separate process timed from spawn to exit
 (wall includes interpreter start and imports for the peers, process start for sluice, which
@@ -39,22 +41,47 @@ PIPELINE = bl.REPO / "pipelines" / "retail-rfm.toml"
 PEERS = ["pandas", "polars"]
 
 
-def make_scaled(src: Path, k: int, dst: Path) -> None:
-    """K× the rows, resampled with replacement; invoice numbers made fresh per draw."""
+def make_scaled(src: Path, k: int, dst: Path, unit: str = "invoices") -> None:
+    """K× the data, drawn with replacement (seeded), each draw under a fresh invoice number.
+
+    unit "invoices": whole invoices are drawn, K× as many as the file has; each drawn invoice
+    keeps its lines in order under a number of its own, and the draws are written in the
+    order of the original invoices, so the file stays in time order and reads like a bigger
+    shop's log (the 1× file's exact duplicate lines scale with it).
+    unit "rows" (sessions 1–12): K rounds of drawing single lines, one round per copy of the
+    file, invoice numbers made fresh per round. The lines end up shuffled, and a line drawn
+    twice in a round is an exact duplicate: about 30 % of the rows, against 1 % at 1×.
+    """
     import subprocess
 
+    if unit not in ("invoices", "rows"):
+        raise ValueError(f"unit must be invoices or rows, not {unit!r}")
     code = f"""
 import pandas as pd, numpy as np
 df = pd.read_csv({str(src)!r}, dtype=str, keep_default_na=False)
 rng = np.random.default_rng(7)
-parts = []
-for r in range({k}):
-    s = df.iloc[rng.integers(0, len(df), len(df))].copy()
-    inv = s["InvoiceNo"]
-    prefix = inv.str.extract(r"^([A-Za-z]*)")[0]
-    s["InvoiceNo"] = prefix + (inv.str.replace(r"^[A-Za-z]*", "", regex=True) + str(r))
-    parts.append(s)
-pd.concat(parts).to_csv({str(dst)!r}, index=False)
+prefix = df["InvoiceNo"].str.extract(r"^([A-Za-z]*)")[0]
+digits = df["InvoiceNo"].str.replace(r"^[A-Za-z]*", "", regex=True)
+if {unit!r} == "rows":
+    parts = []
+    for r in range({k}):
+        pick = rng.integers(0, len(df), len(df))
+        s = df.iloc[pick].copy()
+        s["InvoiceNo"] = (prefix.iloc[pick] + digits.iloc[pick] + str(r)).values
+        parts.append(s)
+    out = pd.concat(parts)
+else:
+    # Lines of each invoice, in file order: invoice i holds lines[start[i]:end[i]].
+    inv, names = pd.factorize(df["InvoiceNo"], sort=False)
+    lines = np.argsort(inv, kind="stable")
+    start = np.searchsorted(inv[lines], np.arange(len(names)))
+    end = np.append(start[1:], len(lines))
+    draws = np.sort(rng.integers(0, len(names), {k} * len(names)), kind="stable")
+    take = np.concatenate([lines[start[d]:end[d]] for d in draws])
+    out = df.iloc[take].copy()
+    copy = np.repeat(np.arange(len(draws)), end[draws] - start[draws])
+    out["InvoiceNo"] = prefix.iloc[take].values + (copy + 1_000_000).astype(str)
+out.to_csv({str(dst)!r}, index=False)
 """
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -63,6 +90,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--scale", type=int, default=1)
+    ap.add_argument("--resample", choices=["invoices", "rows"], default="invoices",
+                    help="what --scale draws: whole invoices (default) or single lines (see make_scaled)")
     ap.add_argument("--no-peers", action="store_true")
     args = ap.parse_args()
 
@@ -70,8 +99,10 @@ def main() -> None:
     csv = bl.retail_csv()
     if not csv.is_file():
         sys.exit(f"data not found: {csv} (set SLUICE_RETAIL_CSV)")
-    name = "retail_rfm" if args.scale == 1 else f"retail_rfm_x{args.scale}"
+    name = "retail_rfm" if args.scale == 1 else f"retail_rfm_x{args.scale}_{args.resample}"
     res: dict = {"machine": bl.machine(), "runs": args.runs, "scale": args.scale, "series": {}}
+    if args.scale > 1:
+        res["resample"] = args.resample
     S = res["series"]
 
     with tempfile.TemporaryDirectory(prefix="sluice-bench-rfm-") as tmp:
@@ -80,7 +111,7 @@ def main() -> None:
         if args.scale > 1:
             scaled = work / f"online_retail_x{args.scale}.csv"
             bl.log(f"writing {scaled} ...")
-            make_scaled(csv, args.scale, scaled)
+            make_scaled(csv, args.scale, scaled, args.resample)
             csv = scaled
         res["csv"], res["csv_bytes"] = str(csv), csv.stat().st_size
 
@@ -168,7 +199,8 @@ def report(res: dict) -> str:
     S = res["series"]
     f = bl.fmt
     lines = [
-        f"file {res['csv_bytes'] / 1e6:.1f} MB (scale {res['scale']}×); commit {res['machine']['git_commit']}; "
+        f"file {res['csv_bytes'] / 1e6:.1f} MB (scale {res['scale']}×"
+        + (f", {res['resample']} resampled" if "resample" in res else "") + f"); commit {res['machine']['git_commit']}; "
         f"load1 {res['load']['before']:.2f} → {res['load'].get('after', float('nan')):.2f}; "
         f"harness peak RSS {res.get('harness_rss_mib', 0):.0f} MiB",
         "",

@@ -450,7 +450,7 @@ impl Dictionary {
     /// Interns `values` in order, pushing their codes; `false` once the dictionary exceeds
     /// [`DICTIONARY_LIMIT`].
     fn intern_all<'a>(&mut self, values: impl Iterator<Item = &'a [u8]>, codes: &mut Vec<u32>) -> bool {
-        intern_runs(values.map(|v| (v, v)), codes, |v| {
+        intern_runs(values.map(|v| (short_bytes::Inline(v), v)), codes, |v| {
             let code = self.intern(v);
             (self.page.len() <= DICTIONARY_LIMIT).then_some(code)
         })

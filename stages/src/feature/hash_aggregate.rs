@@ -113,7 +113,7 @@ pub(crate) fn aggregate(
             identity.each(|row, key| {
                 // Rows often come in runs of one key (an invoice's lines): no lookup then.
                 let found = match (key, prev) {
-                    (Some(k), Some((p, g))) if k == p => Ok((g, false)),
+                    (Some(k), Some((p, g))) if short_bytes::equal(k, p) => Ok((g, false)),
                     (Some(k), _) => groups.insert(0, k),
                     // A single key's NULL: a group of its own.
                     (None, _) => groups.insert(1, &[]),
@@ -486,7 +486,7 @@ impl Fold for Distinct {
             let Some(v) = value else { return };
             let g = gids[row];
             // A value repeating on the next row of the same group is no news.
-            if prev == Some((g, v)) {
+            if prev.is_some_and(|(pg, pv)| pg == g && short_bytes::equal(pv, v)) {
                 return;
             }
             prev = Some((g, v));
