@@ -367,10 +367,12 @@ impl ShardWalk<'_> {
     }
 }
 
-/// Which shards' deferred walks took two different rows for one group. The pairs are
-/// checked batch by batch of their later row: that side's values then come from one
-/// batch's arrays, in cache, rather than from anywhere in the table (at 10× the retail data,
-/// 1.5 M pairs, each checked pair cost about 300 ns when checked shard by shard).
+/// Which shards' deferred walks took two different rows for one group. All shards' pairs
+/// are checked together, grouped by the batch of their first row (the row the walk was
+/// visiting; with keep-first dedup, the duplicate that goes): that side's values then come
+/// from one batch's arrays, in cache, and only its group's row is anywhere in the table.
+/// Checked shard by shard, both sides were random reads (at 10× the retail data, 1.5 M
+/// pairs, about 300 ns a pair).
 fn unequal_shards(keys: &[Column], walks: &[Walked], batches: usize) -> Vec<bool> {
     let of_batch = |pairs: &[(Pos, Pos)], b: u32| {
         let lo = pairs.partition_point(|p| p.0.0 < b);
@@ -726,7 +728,7 @@ mod tests {
     #[test]
     fn rows_that_share_a_hash_but_differ_are_told_apart() {
         // Every row gets hash 0: the deferred check must notice that the rows taken for
-        // duplicates differ, and the walk must then compare on the spot.
+        // duplicates differ, and the walk must then compare on the spot, in both directions.
         let t = data();
         let keys: Vec<Column> =
             (0..2).map(|i| Column::new(&t, i, SortOptions::default())).collect::<Result<_, _>>().unwrap();
@@ -740,18 +742,34 @@ mod tests {
                 Batch { shards, hashes }
             })
             .collect();
-        let walk = Walk { batches: &batches, keys: &keys, order: None, keep_last: false };
-        let deferred = walk.walk(0, Matching::Deferred);
-        assert_eq!(deferred.winners, [(0, 0)], "on the hash alone, all rows look alike");
-        let mut walks: Vec<Walked> =
-            (0..SHARDS).map(|_| Walked { winners: Vec::new(), matched: Vec::new() }).collect();
-        walks[0] = deferred;
-        let unequal = unequal_shards(&keys, &walks, t.batches.len());
-        assert!(unequal[0] && !unequal[1..].contains(&true), "only shard 0 took different rows: {unequal:?}");
-        let mut winners = walk.walk(0, Matching::Immediate).winners;
-        winners.sort_unstable();
-        // ("ä",1) (NULL,NULL) ("b",2) | ("ä",3) ("b",NULL): the repeats in batch 1 lose.
-        assert_eq!(winners, [(0, 0), (0, 1), (0, 2), (1, 2), (1, 3)]);
+        // ("ä",1) (NULL,NULL) ("b",2) | ("ä",1) (NULL,NULL) ("ä",3) ("b",NULL)
+        for (keep_last, first_taken, expected) in [
+            // keep first: the repeats in batch 1 lose.
+            (false, (0, 0), [(0, 0), (0, 1), (0, 2), (1, 2), (1, 3)]),
+            // keep last (walked backwards): the first two rows of batch 0 lose.
+            (true, (1, 3), [(0, 2), (1, 0), (1, 1), (1, 2), (1, 3)]),
+        ] {
+            let walk = Walk { batches: &batches, keys: &keys, order: None, keep_last };
+            let deferred = walk.walk(0, Matching::Deferred);
+            assert_eq!(deferred.winners, [first_taken], "on the hash alone, all rows look alike");
+            // unequal_shards finds a batch's pairs by binary search.
+            assert!(
+                deferred.matched.is_sorted_by_key(|p| p.0),
+                "pairs ascend by row: {:?}",
+                deferred.matched
+            );
+            let mut walks: Vec<Walked> =
+                (0..SHARDS).map(|_| Walked { winners: Vec::new(), matched: Vec::new() }).collect();
+            walks[0] = deferred;
+            let unequal = unequal_shards(&keys, &walks, t.batches.len());
+            assert!(
+                unequal[0] && !unequal[1..].contains(&true),
+                "only shard 0 took different rows: {unequal:?}"
+            );
+            let mut winners = walk.walk(0, Matching::Immediate).winners;
+            winners.sort_unstable();
+            assert_eq!(winners, expected, "keep_last = {keep_last}");
+        }
     }
 
     /// A row of the property test: a string key, an integer and a float (compared by bits,
