@@ -480,16 +480,17 @@ impl Fold for Distinct {
         let column = batch.column(self.column);
         let identity = Identity::new(std::slice::from_ref(column), self.converter.as_ref())?;
         let mut failed = None;
-        let mut prev: Option<(u32, &[u8])> = None;
+        let mut prev: Option<(u32, short_bytes::Inline<'_>)> = None;
         let (seen, counts) = (&mut self.seen, &mut self.counts);
         identity.each(|row, value| {
             let Some(v) = value else { return };
             let g = gids[row];
             // A value repeating on the next row of the same group is no news.
-            if prev.is_some_and(|(pg, pv)| pg == g && short_bytes::equal(pv, v)) {
+            let key = Some((g, short_bytes::Inline(v)));
+            if prev == key {
                 return;
             }
-            prev = Some((g, v));
+            prev = key;
             match seen.insert(g, v) {
                 Ok((_, true)) => counts[g as usize] += 1,
                 Ok(_) => {}
