@@ -46,6 +46,14 @@ pub enum StageError {
 }
 
 impl StageError {
+    /// The stage config key a connector's configuration error names (`schema.kk`, `query`).
+    pub fn config_key(&self) -> Option<&str> {
+        match self {
+            StageError::Connector(sluice_plugin::ConnectorError::Config { key, .. }) => Some(key),
+            _ => None,
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StageError::Io { path: path.into(), source }

@@ -394,7 +394,15 @@ pub fn execute(
                     emit(observers, RunEvent::StageFinished { stage: &record.stages[k], run: &record });
                 }
                 Err(e) => {
-                    let text = e.render();
+                    let text = match e.config_key() {
+                        // A connector's config error points at its key in the file.
+                        Some(key) => crate::diagnostic::Diagnostic::error("config", e.to_string())
+                            .at(&p.file, p.stages[i].span_of(key))
+                            .render()
+                            .trim_end()
+                            .to_string(),
+                        None => e.render(),
+                    };
                     // The CLI prints the failure; the log line is for -v and JSON log consumers.
                     tracing::info!(stage = %p.stages[i].name, error = %p.redactor.redact(&text), "stage failed");
                     fail_stage(&mut record, k, &finished, ms, text, &p.redactor);

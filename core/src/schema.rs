@@ -40,6 +40,12 @@ pub trait SourceSchemas {
     /// The schema of `stage`'s `output`, or `None`. `Err` is a problem reading the source
     /// (only `validate --data` reads sources), reported against the stage.
     fn schema(&self, stage: &StageSpec, output: &str) -> Result<Option<SchemaRef>, StageError>;
+
+    /// Whether sources are read even when their config declares the schema: a declaration
+    /// is a promise about the data, which only reading the data can check.
+    fn reads_sources(&self) -> bool {
+        false
+    }
 }
 
 /// No knowledge beyond the config.
@@ -96,6 +102,10 @@ impl SourceSchemas for Probe<'_> {
             None => Ok(None),
         }
     }
+
+    fn reads_sources(&self) -> bool {
+        true
+    }
 }
 
 /// Derives every stage's output schemas in topological order and collects every problem.
@@ -117,23 +127,31 @@ pub fn derive_pipeline(
         }
         for (output, schema) in derived.outputs {
             let schema = match schema {
-                Some(s) => Some(s),
-                None if spec.inputs.is_empty() => match sources.schema(spec, &output) {
-                    Ok(s) => s,
+                Some(s) if !(spec.inputs.is_empty() && sources.reads_sources()) => Some(s),
+                declared if spec.inputs.is_empty() => match sources.schema(spec, &output) {
+                    Ok(s) => s.or(declared),
                     Err(e) => {
-                        diags.push(
-                            Diagnostic::error("source", format!("stage `{}`: {e}", spec.name))
-                                .at(&p.file, spec.name_span.clone()),
-                        );
-                        None
+                        diags.push(source_diagnostic(p, spec, &e));
+                        // Downstream stages are still checked against what was declared.
+                        declared
                     }
                 },
-                None => None,
+                _ => None,
             };
             map.set(&spec.name, &output, schema);
         }
     }
     (map, diags)
+}
+
+/// A source that could not be read: at the config key the error names when the stage's
+/// table has it (`schema.kk`, `query`), else at the stage.
+fn source_diagnostic(p: &Pipeline, spec: &StageSpec, e: &StageError) -> Diagnostic {
+    let d = Diagnostic::error("source", format!("stage `{}`: {e}", spec.name));
+    match e.config_key() {
+        Some(key) => d.at(&p.file, spec.span_of(key)),
+        None => d.at(&p.file, spec.name_span.clone()),
+    }
 }
 
 fn schema_diagnostic(spec: &StageSpec, issue: &crate::registry::Issue) -> Diagnostic {

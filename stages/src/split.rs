@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, Scalar};
 use arrow::compute::kernels::cmp::lt;
-use arrow::compute::{concat, filter_record_batch};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::compute::{cast, concat, filter_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use serde_json::{Map, Value, json};
@@ -395,7 +395,13 @@ pub fn assign(
             }
         }
         Method::Time(c, Cutoff::At(at)) => {
-            let col = column(batches, schema, c)?;
+            let mut col = column(batches, schema, c)?;
+            if matches!(col.data_type(), DataType::Date32 | DataType::Date64) {
+                // A date is its midnight: compared as timestamps, a cutoff with a time of
+                // day keeps that day's rows in train instead of being cut back to the date.
+                col = cast(&col, &DataType::Timestamp(TimeUnit::Microsecond, None))
+                    .map_err(|e| StageError::arrow("split: reading dates", e))?;
+            }
             let bound = scalar_of(at, col.data_type())
                 .map_err(|e| StageError::Failed(format!("split: cutoff \"{at}\": {e}")))?;
             let before =
@@ -704,6 +710,21 @@ mod tests {
         assert_eq!(a, assign(&c, &schema, &batches, stage_seed(42, "split")).unwrap());
         assert_ne!(a, assign(&c, &schema, &batches, stage_seed(42, "other")).unwrap());
         assert_ne!(a, assign(&c, &schema, &batches, stage_seed(43, "split")).unwrap());
+    }
+
+    #[test]
+    fn a_cutoff_with_a_time_of_day_on_a_date_column_keeps_that_day_in_train() {
+        let schema = Arc::new(Schema::new(vec![Field::new("d", DataType::Date32, true)]));
+        // 2011-12-02 and 2011-12-03 as days since 1970-01-01.
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(arrow::array::Date32Array::from(vec![15310, 15311]))],
+        )
+        .unwrap();
+        let c = cfg(json!({"method": "time", "time_column": "d", "cutoff": "2011-12-02 12:00:00"})).unwrap();
+        assert_eq!(assign(&c, &schema, std::slice::from_ref(&batch), 0).unwrap().test, [false, true]);
+        let c = cfg(json!({"method": "time", "time_column": "d", "cutoff": "2011-12-03"})).unwrap();
+        assert_eq!(assign(&c, &schema, &[batch], 0).unwrap().test, [false, true]);
     }
 
     #[test]

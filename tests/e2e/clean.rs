@@ -336,3 +336,33 @@ fn outputs_are_the_same_whether_handed_over_in_memory_or_reread_from_parquet() {
     assert_eq!(runs[0].len(), 5, "orders, tidy (data, rejects), split (train, test): {:?}", runs[0]);
     assert_eq!(runs[0], runs[1]);
 }
+
+#[test]
+fn rows_a_sql_step_removes_count_as_removed() {
+    let s = Scratch::new();
+    s.write("data/orders.csv", ORDERS);
+    let file = s.write(
+        "p.toml",
+        r#"[pipeline]
+name = "sql-step"
+
+[stages.orders]
+kind = "collect"
+connector = "csv"
+path = "data/orders.csv"
+schema = { Quantity = "string" }
+
+[stages.tidy]
+kind = "clean"
+inputs = ["orders"]
+drop_nulls = ["CustomerID"]
+sql = "SELECT * FROM input WHERE Country <> 'Spain'"
+"#,
+    );
+    let (code, r) = s.run_json(&file, &[]);
+    assert_eq!(code, 0, "{r:#}");
+    let ops = operations(&r, "tidy");
+    let ops: Vec<(&str, u64, u64)> = ops.iter().map(|(o, a, b)| (o.as_str(), *a, *b)).collect();
+    assert_eq!(ops, [("drop_nulls", 8, 7), ("sql", 7, 5)]);
+    assert_eq!(stage_field(&r, "tidy", "metrics")["rows_removed"], 3);
+}

@@ -158,3 +158,39 @@ sql = "SELECT CustomerID, SUM(Amount) AS total FROM orders GROUP BY 1"
     assert!(err.contains("Amont") && err.contains("Amount"), "{err}");
     assert!(!err.contains("connect"), "validation must not try the database: {err}");
 }
+
+#[test]
+fn a_stage_named_with_capitals_is_a_table_of_that_name() {
+    let s = Scratch::new();
+    s.write("data/orders.csv", ORDERS);
+    // Two SQL stages one after the other: the second gets the first one's pooled session,
+    // which must have let go of `Orders`.
+    let file = s.write(
+        "caps.toml",
+        r#"
+[pipeline]
+name = "caps"
+
+[stages.Orders]
+kind = "collect"
+connector = "csv"
+path = "data/orders.csv"
+
+[stages.per_country]
+kind = "feature-extract"
+inputs = ["Orders"]
+sql = "SELECT Country, COUNT(*) AS n FROM Orders GROUP BY Country ORDER BY Country"
+
+[stages.per_code]
+kind = "feature-extract"
+inputs = ["Orders", "per_country"]
+sql = "SELECT StockCode, COUNT(*) AS n FROM Orders WHERE Country IN (SELECT Country FROM per_country) GROUP BY StockCode ORDER BY StockCode"
+"#,
+    );
+    let (code, r) = s.run_json(&file, &[]);
+    assert_eq!(code, 0, "{r}");
+    let out = stage_field(&r, "per_country", "outputs")["data"].as_str().unwrap().to_string();
+    let table = parquet_table(&out);
+    assert!(table.contains("France") && table.contains("United Kingdom"), "{table}");
+    assert_eq!(stage_field(&r, "per_code", "rows_out"), 3);
+}

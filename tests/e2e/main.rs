@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod clean;
+mod contracts;
 mod diagnostics;
 mod features;
 mod incremental;

@@ -11,11 +11,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::ArrayRef;
-use arrow::compute::{CastOptions, can_cast_types, cast_with_options};
+use arrow::array::{Array, ArrayRef};
+use arrow::compute::can_cast_types;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
+use arrow::util::display::array_value_to_string;
 use serde_json::{Map, Value};
+use sluice_plugin::exact_cast::cast_exact;
 use sluice_plugin::types::TYPE_NAMES;
 use sluice_plugin::{
     BatchReader, ConfigIssue, ConnectorError, KeySpec, KeyType, Reject, parse_type_name, type_name,
@@ -153,8 +155,6 @@ pub(crate) struct Conform {
 impl Conform {
     /// One result batch in the declared order and types.
     pub(crate) fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch, ConnectorError> {
-        // Strict: a value that does not convert is an error, never a silent NULL.
-        let strict = CastOptions { safe: false, ..Default::default() };
         let mut out: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
         for (want, i) in self.schema.fields().iter().zip(&self.columns) {
             let col = batch.column(*i);
@@ -162,16 +162,33 @@ impl Conform {
                 out.push(Arc::clone(col));
                 continue;
             }
-            let cast = cast_with_options(col, want.data_type(), &strict).map_err(|e| {
+            let declared = || format!("schema.{}", want.name());
+            let described = || contract_type_name(want.data_type());
+            // Strict: a value that does not convert exactly is an error, never a silent
+            // NULL or a rounded number.
+            let cast = cast_exact(col, want.data_type()).map_err(|e| {
                 ConnectorError::config(
-                    format!("schema.{}", want.name()),
+                    declared(),
                     format!(
-                        "a value of column `{}` cannot be converted to the declared {}: {e}",
+                        "column `{}` cannot be converted to the declared {}: {e}",
                         want.name(),
-                        contract_type_name(want.data_type())
+                        described()
                     ),
                 )
             })?;
+            if cast.null_count() != col.null_count()
+                && let Some(row) = (0..col.len()).find(|&r| cast.is_null(r) && col.is_valid(r))
+            {
+                let value = array_value_to_string(col, row).unwrap_or_default();
+                return Err(ConnectorError::config(
+                    declared(),
+                    format!(
+                        "`{value}` in column `{}` is not {} (the declared type); declare a type that holds it",
+                        want.name(),
+                        described()
+                    ),
+                ));
+            }
             out.push(cast);
         }
         RecordBatch::try_new(Arc::clone(&self.schema), out)
@@ -289,6 +306,29 @@ mod tests {
         let c = contract(json!({"schema": {"code": "int64"}})).unwrap();
         let e = c.bind(&r.schema(), "query").unwrap().apply(&r).unwrap_err().to_string();
         assert!(e.contains("`schema.code`") && e.contains("1x"), "{e}");
+    }
+
+    #[test]
+    fn a_value_that_would_be_rounded_fails_naming_the_value() {
+        let r = result();
+        // 12.50 fits decimal(6, 1) exactly and int64 not at all.
+        let c = contract(json!({"schema": {"id": "int64", "code": "string", "amount": "decimal(6, 1)"}}))
+            .unwrap();
+        let out = c.bind(&r.schema(), "query").unwrap().apply(&r).unwrap();
+        assert_eq!(arrow::util::display::array_value_to_string(out.column(2), 0).unwrap(), "12.5");
+        let c = contract(json!({"schema": {"id": "int64", "code": "string", "amount": "int64"}})).unwrap();
+        let e = c.bind(&r.schema(), "query").unwrap().apply(&r).unwrap_err().to_string();
+        assert!(
+            e.contains("`schema.amount`") && e.contains("`12.50` in column `amount` is not int64"),
+            "{e}"
+        );
+
+        let schema = Schema::new(vec![Field::new("f", DataType::Float64, true)]);
+        let r = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(Float64Array::from(vec![3.0, 2.7]))])
+            .unwrap();
+        let c = contract(json!({"schema": {"f": "int64"}})).unwrap();
+        let e = c.bind(&r.schema(), "query").unwrap().apply(&r).unwrap_err().to_string();
+        assert!(e.contains("`2.7` in column `f` is not int64"), "{e}");
     }
 
     #[test]

@@ -86,7 +86,7 @@ const KEYS: &[KeySpec] = &[
         "timestamp_format",
         KeyType::String,
         None,
-        "Format of timestamp columns (declared or inferred) instead of ISO 8601, with %Y %y %m %b %d %H %I %p %M %S %f; numbers may have fewer digits",
+        "Format of timestamp columns (declared or inferred) instead of ISO 8601, with %Y %y %m %b %d %H %I %p %M %S %f; numbers other than the four-digit %Y may have fewer digits",
     ).example("timestamp_format = \"%d/%m/%Y %H:%M\""),
     KeySpec::optional(
         "timestamp_formats",

@@ -225,10 +225,28 @@ fn connect(opts: &PgOptions) -> Result<Client, ConnectorError> {
         let user = opts.config.get_user().map(|u| format!(" as `{u}`")).unwrap_or_default();
         let why = match TlsFailure::of(&e) {
             Some(f) => opts.tls.explain(f),
-            None => e.to_string(),
+            // The server's own words ("database \"x\" does not exist"), or the I/O cause
+            // ("Connection refused"): the driver's top line alone says only "db error".
+            None if e.as_db_error().is_some() => describe_pg_error(&e, None),
+            None => with_causes(&e),
         };
         opts.error(format!("cannot connect to PostgreSQL at {}{user}: {why}", opts.server()))
     })
+}
+
+/// An error and the errors beneath it, joined with ": ".
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        cause = c.source();
+    }
+    msg
 }
 
 /// The type modifier (`numeric(10, 2)`) of a result column that comes straight from a table.

@@ -1,6 +1,6 @@
 //! Explicit timestamp formats (`timestamp_format = "%d/%m/%Y %H:%M"`), a strftime subset.
-//! Numbers may be written with fewer digits than their maximum (`12/1/2010 8:26` matches
-//! `%m/%d/%Y %H:%M`), which is how spreadsheets export them.
+//! Numbers other than the year may be written with fewer digits than their maximum
+//! (`12/1/2010 8:26` matches `%m/%d/%Y %H:%M`), which is how spreadsheets export them.
 
 use crate::values;
 
@@ -131,7 +131,9 @@ impl TimestampFormat {
                 }
                 Item::Number(field, max) => {
                     let n = rest.iter().take(*max).take_while(|c| c.is_ascii_digit()).count();
-                    if n == 0 {
+                    // A year is four digits: `1/1/70` read with %Y would be the year 70
+                    // (two-digit years are %y).
+                    if n == 0 || (*field == Field::Year && n != 4) {
                         return None;
                     }
                     let v = rest[..n].iter().fold(0u32, |a, c| a * 10 + u32::from(c - b'0'));
@@ -243,8 +245,16 @@ mod tests {
 
     #[test]
     fn values_that_do_not_match_exactly_are_refused() {
-        for s in ["13/1/2010 8:26", "12/1/2010", "12/1/2010 8:26 ", "2/30/2010 8:26", "12/1/2010 24:00", "x"]
-        {
+        for s in [
+            "13/1/2010 8:26",
+            "12/1/2010",
+            "12/1/2010 8:26 ",
+            "2/30/2010 8:26",
+            "12/1/2010 24:00",
+            "x",
+            "2/28/10 1:00",
+            "2/28/010 1:00",
+        ] {
             assert_eq!(at("%m/%d/%Y %H:%M", s), None, "{s}");
         }
     }

@@ -93,7 +93,26 @@ pub(crate) fn parse_f64(b: &[u8]) -> Option<f64> {
         let v = mantissa as f64 / p;
         return Some(if neg { -v } else { v });
     }
-    std::str::from_utf8(b).ok()?.parse().ok()
+    let v: f64 = std::str::from_utf8(b).ok()?.parse().ok()?;
+    // `1e400` overflows to infinity: a number the column cannot hold, unlike `inf` itself.
+    if v.is_infinite() && b.iter().any(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v)
+}
+
+/// Parses a float32; like `parse_f64`, a number beyond the type's range is refused.
+#[inline]
+pub(crate) fn parse_f32(b: &[u8]) -> Option<f32> {
+    let v: f32 = std::str::from_utf8(b).ok()?.parse().ok()?;
+    if v.is_infinite() && b.iter().any(u8::is_ascii_digit) { None } else { Some(v) }
+}
+
+/// Narrows a decimal-comma float to float32, refusing one beyond its range.
+#[inline]
+pub(crate) fn to_f32(v: f64) -> Option<f32> {
+    let narrow = v as f32;
+    if narrow.is_infinite() && v.is_finite() { None } else { Some(narrow) }
 }
 
 /// Parses a float written with a decimal comma (`1,5`, `-0,25`, `3`). A `.` is refused:
@@ -325,6 +344,20 @@ impl DateCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_beyond_the_range_are_refused_but_infinity_is_not() {
+        assert_eq!(parse_f64(b"1e400"), None);
+        assert_eq!(parse_f64(b"-1e400"), None);
+        assert_eq!(parse_f64(b"inf"), Some(f64::INFINITY));
+        assert_eq!(parse_f64(b"-Infinity"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"1e300"), Some(1e300));
+        assert_eq!(parse_f32(b"3.4e39"), None);
+        assert_eq!(parse_f32(b"3.4e38"), Some(3.4e38));
+        assert_eq!(parse_f32(b"inf"), Some(f32::INFINITY));
+        assert_eq!(parse_f64_comma(b"1,5e400").and_then(to_f32), None);
+        assert_eq!(parse_f64_comma(b"1,5").and_then(to_f32), Some(1.5));
+    }
 
     #[test]
     fn integers_parse_to_the_edges_of_i64() {

@@ -7,6 +7,7 @@
 
 pub mod connector;
 pub mod error;
+pub mod exact_cast;
 pub mod keys;
 pub mod types;
 

@@ -9,12 +9,13 @@ use arrow::compute::{CastOptions, can_cast_types, cast_with_options};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::array_value_to_string;
-use chrono::format::{Item, ParseErrorKind, StrftimeItems};
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::format::{Fixed, Item, Numeric, ParseErrorKind, StrftimeItems};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
 use rayon::prelude::*;
 use serde_json::Value;
 use sluice_core::StageError;
 use sluice_core::registry::Issue;
+use sluice_plugin::exact_cast::cast_exact;
 use sluice_plugin::types::TYPE_NAMES;
 use sluice_plugin::{parse_type_name, type_name};
 
@@ -110,10 +111,10 @@ impl Cast {
             .iter()
             .filter_map(|(c, ty)| Some((out.index_of(&c.name).ok()?, c, type_name(ty))))
             .collect();
-        let options = CastOptions { safe: true, ..Default::default() };
         convert(table, out, &targets, self.on_error, track, "cast", |k, array| {
             let (_, ty) = &self.columns[k];
-            cast_with_options(array, ty, &options).map_err(|e| StageError::arrow("casting", e))
+            // A number that would lose its fraction or digits does not convert either.
+            cast_exact(array, ty).map_err(|e| StageError::arrow("casting", e))
         })
     }
 }
@@ -132,7 +133,14 @@ impl ParseTimestamp {
         for (col, v) in entries {
             match v.as_str() {
                 Some(f) if !f.is_empty() && !StrftimeItems::new(f).any(|i| matches!(i, Item::Error)) => {
-                    columns.push((col, f.to_string()))
+                    if FormatParts::of(f).date {
+                        columns.push((col, f.to_string()));
+                    } else {
+                        issues.push(
+                            Issue::new(&col.key, format!("the format \"{f}\" has no complete date"))
+                                .with_help("it needs a year (%Y or %y), a month (%m or %b) and a day (%d), e.g. \"%d/%m/%Y %H:%M\""),
+                        );
+                    }
                 }
                 _ => issues.push(
                     Issue::new(&col.key, format!("`{v}` is not a timestamp format"))
@@ -187,19 +195,77 @@ fn timestamp() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, None)
 }
 
-/// Parses strings with a strftime format; a format without a time of day parses dates.
+/// What a format's directives say about the values it reads.
+struct FormatParts {
+    /// It fixes a calendar day.
+    date: bool,
+    /// It reads a UTC offset (`%z`): values are converted to UTC.
+    offset: bool,
+    /// It reads a full year (`%Y`).
+    full_year: bool,
+}
+
+impl FormatParts {
+    fn of(format: &str) -> FormatParts {
+        let (mut year, mut month, mut day, mut ordinal, mut week, mut weekday) =
+            (false, false, false, false, false, false);
+        let (mut whole, mut offset, mut full_year) = (false, false, false);
+        for item in StrftimeItems::new(format) {
+            match item {
+                Item::Numeric(n, _) => match n {
+                    Numeric::Year => (year, full_year) = (true, true),
+                    Numeric::YearMod100 | Numeric::IsoYear | Numeric::IsoYearMod100 => year = true,
+                    Numeric::Month => month = true,
+                    Numeric::Day => day = true,
+                    Numeric::Ordinal => ordinal = true,
+                    Numeric::WeekFromSun | Numeric::WeekFromMon | Numeric::IsoWeek => week = true,
+                    Numeric::NumDaysFromSun | Numeric::WeekdayFromMon => weekday = true,
+                    Numeric::Timestamp => whole = true,
+                    _ => {}
+                },
+                Item::Fixed(f) => match f {
+                    Fixed::ShortMonthName | Fixed::LongMonthName => month = true,
+                    Fixed::ShortWeekdayName | Fixed::LongWeekdayName => weekday = true,
+                    Fixed::RFC2822 | Fixed::RFC3339 => (whole, offset) = (true, true),
+                    Fixed::TimezoneOffset
+                    | Fixed::TimezoneOffsetColon
+                    | Fixed::TimezoneOffsetDoubleColon
+                    | Fixed::TimezoneOffsetTripleColon
+                    | Fixed::TimezoneOffsetColonZ
+                    | Fixed::TimezoneOffsetZ => offset = true,
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        let date = whole || (year && ((month && day) || ordinal || (week && weekday)));
+        FormatParts { date, offset, full_year }
+    }
+}
+
+/// Parses strings with a strftime format; a format without a time of day parses dates, one
+/// with an offset (`%z`) gives the UTC time, and `%Y` takes a year of four digits.
 fn parse_timestamps(array: &ArrayRef, format: &str) -> Result<ArrayRef, StageError> {
     let text = cast_with_options(array, &DataType::Utf8, &CastOptions::default())
         .map_err(|e| StageError::arrow("reading strings", e))?;
     let text = text.as_string::<i32>();
+    let parts = FormatParts::of(format);
     let parse_one = |s: &str| -> Option<i64> {
-        let dt = match NaiveDateTime::parse_from_str(s, format) {
-            Ok(dt) => dt,
-            Err(e) if e.kind() == ParseErrorKind::NotEnough => {
-                NaiveDate::parse_from_str(s, format).ok()?.and_hms_opt(0, 0, 0)?
+        let dt = if parts.offset {
+            DateTime::parse_from_str(s, format).ok()?.naive_utc()
+        } else {
+            match NaiveDateTime::parse_from_str(s, format) {
+                Ok(dt) => dt,
+                Err(e) if e.kind() == ParseErrorKind::NotEnough => {
+                    NaiveDate::parse_from_str(s, format).ok()?.and_hms_opt(0, 0, 0)?
+                }
+                Err(_) => return None,
             }
-            Err(_) => return None,
         };
+        // chrono reads `70` for %Y as the year 70; a two-digit year is %y.
+        if parts.full_year && !(1000..=9999).contains(&dt.year()) {
+            return None;
+        }
         Some(dt.and_utc().timestamp_micros())
     };
     let out: TimestampMicrosecondArray = text.iter().map(|v| v.and_then(parse_one)).collect();
@@ -392,6 +458,27 @@ mod tests {
     }
 
     #[test]
+    fn cast_refuses_to_round_a_float_into_an_integer() {
+        let schema = Arc::new(Schema::new(vec![Field::new("f", DataType::Float64, true)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(arrow::array::Float64Array::from(vec![Some(2.0), Some(2.7), None, Some(-1.5)]))],
+        )
+        .unwrap();
+        let c = Cast::parse(&json!({"columns": {"f": "int64"}, "on_error": "null"}), "cast").unwrap();
+        let t = Table::from_input(schema, vec![batch]);
+        let out = c.derive(&t.schema, &mut Vec::new());
+        let a = c.apply(t.clone(), out.clone(), false).unwrap();
+        let col = a.table.column(0).unwrap();
+        let col = col.as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(col.iter().collect::<Vec<_>>(), [Some(2), None, None, None]);
+        assert_eq!(a.extra, [("nulled", json!(2))]);
+        let strict = Cast::parse(&json!({"f": "int64"}), "cast").unwrap();
+        let Err(OpError::Issue(i)) = strict.apply(t, out, false) else { panic!("expected an issue") };
+        assert_eq!(i.message, "row 2 of the input: `2.7` in column `f` is not int64");
+    }
+
+    #[test]
     fn cast_config_and_schema_errors() {
         assert_eq!(Cast::parse(&json!({"q": "integr"}), "cast").unwrap_err()[0].key, "cast.q");
         assert_eq!(
@@ -440,9 +527,44 @@ mod tests {
     }
 
     #[test]
+    fn parse_timestamp_applies_offsets_and_wants_four_digit_years() {
+        let p = ParseTimestamp::parse(
+            &json!({"columns": {"d": "%Y-%m-%dT%H:%M:%S%z"}, "on_error": "null"}),
+            "pt",
+        )
+        .unwrap();
+        let t = strings("d", &[&[Some("2020-01-01T10:00:00+0200"), Some("2020-01-01T10:00:00")]]);
+        let out = p.derive(&t.schema, &mut Vec::new());
+        let a = p.apply(t, out, false).unwrap();
+        let col = a.table.column(0).unwrap();
+        assert_eq!(array_value_to_string(&col, 0).unwrap(), "2020-01-01T08:00:00");
+        assert!(col.is_null(1), "a value without the offset the format asks for does not match");
+
+        let p =
+            ParseTimestamp::parse(&json!({"columns": {"d": "%m/%d/%Y"}, "on_error": "null"}), "pt").unwrap();
+        let t = strings("d", &[&[Some("1/1/1970"), Some("1/1/70")]]);
+        let out = p.derive(&t.schema, &mut Vec::new());
+        let a = p.apply(t, out, false).unwrap();
+        let col = a.table.column(0).unwrap();
+        assert_eq!(array_value_to_string(&col, 0).unwrap(), "1970-01-01T00:00:00");
+        assert!(col.is_null(1), "70 is not a %Y year");
+    }
+
+    #[test]
+    fn parse_timestamp_formats_need_a_whole_date() {
+        for f in ["%Y", "%H:%M", "%m/%d"] {
+            let issues = ParseTimestamp::parse(&json!({ "d": f }), "pt").unwrap_err();
+            assert!(issues[0].message.contains("has no complete date"), "{f}: {issues:?}");
+        }
+        for f in ["%d/%m/%y", "%Y-%j", "%s", "%d %b %Y", "%+"] {
+            assert!(ParseTimestamp::parse(&json!({ "d": f }), "pt").is_ok(), "{f}");
+        }
+    }
+
+    #[test]
     fn parse_timestamp_refuses_bad_formats_and_non_strings() {
         assert!(ParseTimestamp::parse(&json!({"d": "%Q"}), "pt").is_err());
-        let p = ParseTimestamp::parse(&json!({"n": "%Y"}), "pt").unwrap();
+        let p = ParseTimestamp::parse(&json!({"n": "%Y-%m-%d"}), "pt").unwrap();
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
         let mut issues = Vec::new();
         p.derive(&schema, &mut issues);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use datafusion::common::{DFSchema, SchemaError};
+use datafusion::common::{DFSchema, SchemaError, TableReference};
 use datafusion::datasource::MemTable;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
@@ -124,7 +124,7 @@ impl Filter {
         if !issues.is_empty() {
             return Err(issues);
         }
-        let phys = ctx.create_physical_expr(expr, &df_schema).map_err(|e| located(&e))?;
+        let phys = crate::sql::physical_expr(&ctx, expr, &df_schema).map_err(|e| located(&e))?;
         match phys.data_type(schema) {
             Ok(DataType::Boolean | DataType::Null) => Ok(phys),
             Ok(other) => Err(vec![
@@ -230,7 +230,7 @@ impl SqlStep {
     ) -> Result<(), Vec<Issue>> {
         let table = Arc::new(MemTable::try_new(schema.clone(), vec![batches]).map_err(|e| self.issue(&e))?);
         for name in std::iter::once(INPUT_TABLE).chain(input_table.filter(|t| *t != INPUT_TABLE)) {
-            ctx.register_table(name, table.clone()).map_err(|e| self.issue(&e))?;
+            ctx.register_table(TableReference::bare(name), table.clone()).map_err(|e| self.issue(&e))?;
         }
         Ok(())
     }

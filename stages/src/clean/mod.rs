@@ -286,7 +286,8 @@ impl Stage for CleanStage {
                 })?;
             let Applied { table: next, removed, reasons, removed_count, extra } = applied;
             table = next;
-            removed_total += removed_count;
+            // A `sql` step cannot say which rows it dropped, but how many it did still counts.
+            removed_total += removed_count.max(rows_in.saturating_sub(table.rows() as u64));
             rejects.add(step, removed, reasons);
             let mut record = json!({
                 "step": step.index,

@@ -5,7 +5,7 @@
 use arrow::array::{Array, ArrayRef, BooleanArray, Scalar, UInt64Array};
 use arrow::compute::kernels::boolean::and;
 use arrow::compute::kernels::zip::zip;
-use arrow::compute::{is_not_null, take};
+use arrow::compute::{SortOptions, is_not_null, take};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
@@ -331,11 +331,19 @@ fn forward_fill(
     let group_rows = if group_cols.is_empty() { None } else { Some(encode(&group_cols)?) };
     let mut order: Vec<u32> = (0..n as u32).collect();
     let mut sort_cols = group_cols.clone();
+    let mut fields: Vec<SortField> =
+        group_cols.iter().map(|c| SortField::new(c.data_type().clone())).collect();
     if let Some(o) = order_by {
-        sort_cols.push(table.column(index(o)?)?);
+        let col = table.column(index(o)?)?;
+        // A row whose order is unknown sorts after every row with one: it must not become
+        // the "previous" value of a row that has a time.
+        let last = SortOptions { descending: false, nulls_first: false };
+        fields.push(SortField::new_with_options(col.data_type().clone(), last));
+        sort_cols.push(col);
     }
     if !sort_cols.is_empty() {
-        let rows = encode(&sort_cols)?;
+        let converter = RowConverter::new(fields).map_err(|e| StageError::arrow("forward fill", e))?;
+        let rows = converter.convert_columns(&sort_cols).map_err(|e| StageError::arrow("forward fill", e))?;
         // Stable: equal keys keep their current order.
         order.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
     }
@@ -453,6 +461,26 @@ mod tests {
         assert_eq!(values(&a.table, "x"), ["4.0", "10.0", "1.0", "10.0", "4.0", "∅"]);
         let plain = FillNulls::parse(&json!({"x": "forward"}), "k").unwrap().apply(input()).unwrap();
         assert_eq!(values(&plain.table, "x"), ["∅", "10.0", "1.0", "1.0", "4.0", "4.0"]);
+    }
+
+    #[test]
+    fn forward_fill_never_takes_a_value_from_a_row_without_an_order() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("t", DataType::Int64, true),
+            Field::new("v", DataType::Float64, true),
+        ]));
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![Some(1), None, Some(2), None])),
+                Arc::new(Float64Array::from(vec![None, Some(99.0), None, None])),
+            ],
+        )
+        .unwrap();
+        let f = FillNulls::parse(&json!({"v": {"method": "forward", "order_by": "t"}}), "k").unwrap();
+        let a = f.apply(Table::from_input(schema, vec![b])).unwrap();
+        // t=1 and t=2 have nothing before them; the rows without a time come last.
+        assert_eq!(values(&a.table, "v"), ["∅", "99.0", "∅", "99.0"]);
     }
 
     #[test]

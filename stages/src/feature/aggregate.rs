@@ -151,6 +151,20 @@ impl GroupBy {
         if list.is_empty() {
             return Err(aggregations.issue("`aggregations` needs at least one entry"));
         }
+        // Every output column once: a key listed twice, or an aggregation named like a key,
+        // would write a file with two columns of one name.
+        for (i, (k, key)) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|(earlier, _)| earlier == k) {
+                return Err(Issue::new(key.clone(), format!("`{k}` is listed twice in `group_by`")));
+            }
+        }
+        if let Some(a) = list.iter().find(|a| keys.iter().any(|(k, _)| *k == a.name)) {
+            return Err(Issue::new(
+                a.name_key.clone(),
+                format!("`{}` is already a `group_by` column", a.name),
+            )
+            .with_help("give the aggregation another name"));
+        }
         Ok(GroupBy { keys, aggregations: list })
     }
 

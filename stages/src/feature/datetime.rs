@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use arrow::array::timezone::Tz;
 use arrow::array::{Array, ArrayRef, Int8Array, Int64Array, StringArray};
 use arrow::compute::kernels::temporal::{DatePart, date_part};
 use arrow::compute::{cast, kernels::cast::can_cast_types};
@@ -37,7 +38,23 @@ pub(crate) fn parse_instant(text: &str) -> Option<i64> {
 pub(crate) fn to_micros(values: &dyn Array) -> Result<Int64Array, Failure> {
     let ts = cast(values, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
     let micros = cast(&ts, &DataType::Int64)?;
-    Ok(micros.as_any().downcast_ref::<Int64Array>().cloned().unwrap_or_else(|| Int64Array::new_null(0)))
+    let micros =
+        micros.as_any().downcast_ref::<Int64Array>().cloned().unwrap_or_else(|| Int64Array::new_null(0));
+    // The cast keeps the UTC instant; a zoned value counts as its wall-clock time, the
+    // time its calendar parts are read from.
+    if let DataType::Timestamp(_, Some(zone)) = values.data_type() {
+        let zone: Tz = zone.parse()?;
+        return Ok(micros.unary(|v| wall_clock(v, &zone)));
+    }
+    Ok(micros)
+}
+
+/// The wall-clock time in `zone` of the UTC instant `utc`, both in microseconds.
+fn wall_clock(utc: i64, zone: &Tz) -> i64 {
+    match chrono::DateTime::from_timestamp_micros(utc) {
+        Some(t) => t.with_timezone(zone).naive_local().and_utc().timestamp_micros(),
+        None => utc,
+    }
 }
 
 /// Whole days from `from` to `to` (both in microseconds), rounded down.
@@ -223,6 +240,16 @@ mod tests {
         assert_eq!(days_between(ts("2011-12-09 01:00:00"), ts("2011-12-10")), 0);
         assert_eq!(days_between(ts("2011-12-10 01:00:00"), ts("2011-12-10")), -1);
         assert_eq!(parse_instant("not a date"), None);
+    }
+
+    #[test]
+    fn zoned_timestamps_count_days_by_their_wall_clock() {
+        // 2011-12-04 23:00 UTC is 2011-12-05 01:00 at +02:00: the same day as its parts say.
+        let ts = TimestampMicrosecondArray::from(vec![1_323_039_600_000_000]).with_timezone("+02:00");
+        let t = batch(vec![("tz", Arc::new(ts))]);
+        let v = json!({ "column": "tz", "parts": ["day", "hour"], "days_since": "2011-12-05" });
+        let out = Datetime::parse(&At::new("datetime", &v)).unwrap().apply(t).unwrap().table;
+        assert_eq!(i64s(&out, "tz_days_since"), vec![Some(0)]);
     }
 
     #[test]

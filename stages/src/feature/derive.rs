@@ -68,7 +68,7 @@ impl Derive {
             };
             let df_schema = DFSchema::try_from(schema.as_ref().clone()).map_err(|err| sql_issue(&err))?;
             let logical = ctx.parse_sql_expr(&e.expr, &df_schema).map_err(|err| sql_issue(&err))?;
-            let expr = ctx.create_physical_expr(logical, &df_schema).map_err(|err| sql_issue(&err))?;
+            let expr = crate::sql::physical_expr(&ctx, logical, &df_schema).map_err(|err| sql_issue(&err))?;
             let ty = expr.data_type(&schema).map_err(|err| sql_issue(&err))?;
             if matches!(ty, DataType::Null) {
                 // A bare NULL has no type a Parquet column can carry.
@@ -148,6 +148,15 @@ mod tests {
         let out = d.apply(t).unwrap().table;
         assert_eq!(f64s(&out, "amount"), vec![Some(3.0), None, Some(1.5)]);
         assert_eq!(f64s(&out, "double"), vec![Some(6.0), None, Some(3.0)]);
+    }
+
+    #[test]
+    fn null_handling_functions_run_like_in_a_query() {
+        let t = batch(vec![("s", Arc::new(StringArray::from(vec![Some("ab"), None])))]);
+        let out = derive(json!({ "s": "coalesce(s, 'x')", "n": "nvl(s, 'y')" })).apply(t).unwrap().table;
+        let col = |i: usize| out.batches[0].column(i).as_any().downcast_ref::<StringArray>().unwrap().clone();
+        assert_eq!((col(0).value(0), col(0).value(1)), ("ab", "x"));
+        assert_eq!((col(1).value(0), col(1).value(1)), ("ab", "x"));
     }
 
     #[test]

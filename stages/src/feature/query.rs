@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
+use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
 use sluice_core::registry::Issue;
 use sluice_core::spec::DEFAULT_OUTPUT;
@@ -72,7 +73,8 @@ pub(crate) fn output_schema(
         let ctx = crate::sql::session();
         for (name, schema) in tables {
             let table = MemTable::try_new(schema, vec![Vec::new()])?;
-            ctx.register_table(name.as_str(), Arc::new(table))?;
+            // Bare: a `&str` would be parsed as SQL and lowercased (`Orders` → `orders`).
+            ctx.register_table(TableReference::bare(name.as_str()), Arc::new(table))?;
         }
         let df = ctx.sql(sql).await?;
         Ok::<SchemaRef, datafusion::error::DataFusionError>(Arc::clone(df.schema().inner()))

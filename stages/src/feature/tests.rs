@@ -174,3 +174,47 @@ fn config_mistakes_are_compile_errors_at_the_key() {
     let d = diags.iter().find(|d| d.message.contains("cannot be combined")).unwrap();
     assert_eq!(d.location().unwrap().1, 10);
 }
+
+/// Compile errors of a feature-extract stage, as `line message`.
+fn compile_errors(stage: &str) -> Vec<String> {
+    let file =
+        SourceFile::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/t.toml"), text(stage));
+    let env = |_: &str| None;
+    match compile(&file, &crate::registry(), &CompileOptions { overrides: &[], env: &env }) {
+        Ok(_) => Vec::new(),
+        Err(diags) => diags.iter().map(|d| format!("{} {}", d.location().unwrap().1, d.message)).collect(),
+    }
+}
+
+#[test]
+fn every_output_column_is_named_once() {
+    let errors = compile_errors(
+        "group_by = [\"CustomerID\", \"CustomerID\"]\naggregations = { n = { count = \"*\" } }\n",
+    );
+    assert!(
+        errors.iter().any(|e| e.starts_with("12 ") && e.contains("`CustomerID` is listed twice")),
+        "{errors:?}"
+    );
+    let errors =
+        compile_errors("group_by = \"CustomerID\"\naggregations = { CustomerID = { count = \"*\" } }\n");
+    assert!(errors.iter().any(|e| e.contains("`CustomerID` is already a `group_by` column")), "{errors:?}");
+
+    let (_, issues) = derive("tfidf = { column = \"Description\", key = \"term\" }\n");
+    assert!(issues.iter().any(|i| i.contains("`term` would appear twice")), "{issues:?}");
+}
+
+#[test]
+fn derive_refuses_aggregates_and_plans_functions_that_need_simplifying() {
+    let stage = "derive = { total = \"sum(Quantity)\" }\n";
+    let (_, issues) = derive(stage);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(
+        issues[0].contains("aggregate and window functions and subqueries cannot be used here"),
+        "{issues:?}"
+    );
+    let (schema, issues) =
+        derive("derive = { c = \"coalesce(Country, 'none')\", n = \"nvl(CustomerID, 0)\", t = \"now()\" }\n");
+    assert!(issues.is_empty(), "{issues:?}");
+    let schema = schema.unwrap();
+    assert_eq!(schema.field_with_name("c").unwrap().data_type(), &DataType::Utf8);
+}

@@ -193,6 +193,20 @@ impl Transform for Tfidf {
         let mut issues: Vec<Issue> =
             find(input, &self.column.0, Accepts::Text, &self.column.1, "tfidf").err().into_iter().collect();
         issues.extend(self.key_field(input).err());
+        if self.format == Format::Long
+            && let Some((k, key)) = &self.key
+            && (k == "term" || k == "tfidf")
+        {
+            issues.push(
+                Issue::new(
+                    key.clone(),
+                    format!(
+                        "the long format's columns are `{k}`, `term` and `tfidf`: `{k}` would appear twice"
+                    ),
+                )
+                .with_help("rename the key column first (derive), or use format = \"wide\""),
+            );
+        }
         issues
     }
 

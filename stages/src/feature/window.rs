@@ -30,7 +30,14 @@ impl Frame {
         Ok(Frame { columns, by, order_by: (o.str()?.to_string(), o.key.clone()) })
     }
 
-    fn check(&self, input: &arrow::datatypes::Schema, accepts: Accepts, what: &str) -> Vec<Issue> {
+    /// Checks the columns, and that the columns `COLUMN_SUFFIX` the transform adds are new.
+    fn check(
+        &self,
+        input: &arrow::datatypes::Schema,
+        accepts: Accepts,
+        what: &str,
+        suffixes: &[String],
+    ) -> Vec<Issue> {
         let mut issues = Vec::new();
         for (c, key) in &self.columns {
             issues.extend(find(input, c, accepts, key, what).err());
@@ -39,6 +46,30 @@ impl Frame {
             issues.extend(find(input, c, Accepts::Ordered, key, "by").err());
         }
         issues.extend(find(input, &self.order_by.0, Accepts::Ordered, &self.order_by.1, "order_by").err());
+        if input.index_of(ROW_ID).is_ok() {
+            issues.push(
+                Issue::new(
+                    &self.order_by.1,
+                    format!("the input has a column `{ROW_ID}`, a name sluice reserves"),
+                )
+                .with_help("rename it first (derive or a clean stage's rename)"),
+            );
+        }
+        // Each new column must be new: `v_lag_1` twice (or already in the input) would make
+        // the generated query ambiguous.
+        let mut seen = std::collections::HashSet::new();
+        for (c, key) in &self.columns {
+            for suffix in suffixes {
+                let name = format!("{c}_{suffix}");
+                if input.index_of(&name).is_ok() || !seen.insert(name.clone()) {
+                    issues.push(
+                        Issue::new(key, format!("{what} would create column `{name}` twice")).with_help(
+                            "list each column and period once, and rename an input column with this name",
+                        ),
+                    );
+                }
+            }
+        }
         issues
     }
 
@@ -115,7 +146,8 @@ impl Transform for Lags {
     }
 
     fn check(&self, input: &arrow::datatypes::Schema) -> Vec<Issue> {
-        self.frame.check(input, Accepts::Any, "lags")
+        let suffixes: Vec<String> = self.periods.iter().map(|p| format!("lag_{p}")).collect();
+        self.frame.check(input, Accepts::Any, "lags", &suffixes)
     }
 
     fn apply(&self, input: Table) -> Result<Applied, Failure> {
@@ -187,7 +219,14 @@ impl Transform for Rolling {
 
     fn check(&self, input: &arrow::datatypes::Schema) -> Vec<Issue> {
         let numeric = self.aggs.iter().any(|(_, a, _)| matches!(a, Agg::Mean | Agg::Sum));
-        self.frame.check(input, if numeric { Accepts::Numeric } else { Accepts::Ordered }, "rolling")
+        let suffixes: Vec<String> =
+            self.aggs.iter().map(|(name, _, _)| format!("rolling_{}_{name}", self.window)).collect();
+        self.frame.check(
+            input,
+            if numeric { Accepts::Numeric } else { Accepts::Ordered },
+            "rolling",
+            &suffixes,
+        )
     }
 
     fn apply(&self, input: Table) -> Result<Applied, Failure> {
@@ -268,5 +307,17 @@ mod tests {
         let issues = Lags::parse(&At::new("steps.0.lags", &v)).unwrap().check(&sales().schema);
         assert_eq!(issues[0].key, "steps.0.lags.order_by");
         assert_eq!(issues[0].help.as_deref(), Some("did you mean `date`?"));
+    }
+
+    #[test]
+    fn a_new_column_that_already_exists_is_reported_before_running() {
+        let v = json!({ "column": ["sales", "sales"], "order_by": "date", "periods": [1] });
+        let issues = Lags::parse(&At::new("lags", &v)).unwrap().check(&sales().schema);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].key, "lags.column.1");
+        assert_eq!(issues[0].message, "lags would create column `sales_lag_1` twice");
+        let v = json!({ "column": "sales", "order_by": "date", "window": 2, "aggs": ["sum", "sum"] });
+        let issues = Rolling::parse(&At::new("rolling", &v)).unwrap().check(&sales().schema);
+        assert_eq!(issues[0].message, "rolling would create column `sales_rolling_2_sum` twice");
     }
 }

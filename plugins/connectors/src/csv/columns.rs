@@ -130,12 +130,10 @@ pub(crate) fn build(
         DataType::Float64 => Arc::new(primitive::<Float64Type>(col, c, f, nulls, bad, values::parse_f64)),
         DataType::Float32 if col.decimal_comma => {
             Arc::new(primitive::<Float32Type>(col, c, f, nulls, bad, |b| {
-                values::parse_f64_comma(b).map(|v| v as f32)
+                values::parse_f64_comma(b).and_then(values::to_f32)
             }))
         }
-        DataType::Float32 => Arc::new(primitive::<Float32Type>(col, c, f, nulls, bad, |b| {
-            std::str::from_utf8(b).ok()?.parse().ok()
-        })),
+        DataType::Float32 => Arc::new(primitive::<Float32Type>(col, c, f, nulls, bad, values::parse_f32)),
         DataType::Timestamp(TimeUnit::Microsecond, None) if col.timestamp_format.is_some() => {
             let format = col.timestamp_format.clone();
             Arc::new(primitive::<TimestampMicrosecondType>(col, c, f, nulls, bad, |b| {

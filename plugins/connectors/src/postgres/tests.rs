@@ -270,9 +270,21 @@ fn the_password_never_appears_in_an_error() {
         assert!(!m.contains(secret), "password leaked: {m}");
     }
     assert!(
-        messages.iter().any(|m| m.contains("cannot connect to PostgreSQL at 127.0.0.1:1")),
-        "{messages:?}"
+        messages.iter().any(|m| m.contains("cannot connect to PostgreSQL at 127.0.0.1:1")
+            && m.to_lowercase().contains("refused")),
+        "the cause is named: {messages:?}"
     );
+}
+
+#[test]
+fn a_missing_database_is_named_in_the_servers_words() {
+    let Some(db) = TestDb::new("no_db") else { return };
+    let s = Server::of(&db.url);
+    let err = read(json!({"url": format!("postgres://{}@{}:{}/sluice_no_such_db", s.user, s.ip, s.port), "query": "SELECT 1"}))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("database \"sluice_no_such_db\" does not exist"), "{err}");
 }
 
 #[test]

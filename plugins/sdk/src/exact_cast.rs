@@ -1,0 +1,131 @@
+//! Conversions that never round a number into an integer or decimal type: 2.7 is not an
+//! int64 and 1.005 is not a decimal(6, 2). Arrow's cast truncates such values silently;
+//! declared types and `cast` promise that a value which does not fit is refused instead.
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use arrow::buffer::BooleanBuffer;
+use arrow::compute::kernels::cmp::distinct;
+use arrow::compute::{CastOptions, cast_with_options, nullif};
+use arrow::datatypes::{DataType, Float64Type};
+use arrow::error::ArrowError;
+
+/// Casts `array` to `to`. A value that does not convert, or converts only approximately (a
+/// fraction cut off, decimal places dropped), becomes NULL: callers find refused values
+/// as the rows that are NULL now and were not before.
+pub fn cast_exact(array: &ArrayRef, to: &DataType) -> Result<ArrayRef, ArrowError> {
+    let safe = CastOptions { safe: true, ..Default::default() };
+    let out = cast_with_options(array, to, &safe)?;
+    match inexact_rows(array, &out, to)? {
+        Some(inexact) if inexact.true_count() > 0 => nullif(&out, &inexact),
+        _ => Ok(out),
+    }
+}
+
+/// Rows whose converted value differs from the original (`None` when the conversion
+/// cannot lose anything that Arrow's cast does not already refuse).
+fn inexact_rows(from: &ArrayRef, out: &ArrayRef, to: &DataType) -> Result<Option<BooleanArray>, ArrowError> {
+    let exact_target = to.is_integer() || matches!(to, DataType::Decimal128(..) | DataType::Decimal256(..));
+    let src = from.data_type();
+    if !exact_target || src == to {
+        return Ok(None);
+    }
+    let safe = CastOptions { safe: true, ..Default::default() };
+    let differs = if src.is_floating() {
+        // Compared as numbers, not bits: -0.0 → 0 → 0.0 is exact.
+        let orig = cast_with_options(from, &DataType::Float64, &safe)?;
+        let back = cast_with_options(out, &DataType::Float64, &safe)?;
+        let (o, b) =
+            (orig.as_primitive::<Float64Type>().values(), back.as_primitive::<Float64Type>().values());
+        // A NULL `out` holds some value underneath: only rows with a value count.
+        let differs = BooleanBuffer::collect_bool(out.len(), |i| o[i] != b[i]);
+        let differs = match out.logical_nulls() {
+            Some(valid) => &differs & valid.inner(),
+            None => differs,
+        };
+        BooleanArray::new(differs, None)
+    } else if matches!(src, DataType::Decimal128(..) | DataType::Decimal256(..)) {
+        // Back in the source's type, a value that lost digits comes back different.
+        let back = cast_with_options(out, src, &safe)?;
+        valid_and(out, &distinct(&back, from)?)
+    } else if is_text(src)
+        && let DataType::Decimal128(p, s) = to
+        && 38 - (*p as i8 - s) > *s
+    {
+        // Text has no exact numeric twin: compare both at the widest scale that still
+        // holds the declared integer digits.
+        let wide = DataType::Decimal128(38, 38 - (*p as i8 - s));
+        let orig = cast_with_options(from, &wide, &safe)?;
+        let back = cast_with_options(out, &wide, &safe)?;
+        let d = distinct(&back, &orig)?;
+        let d: BooleanArray = (0..out.len()).map(|i| Some(orig.is_valid(i) && d.value(i))).collect();
+        valid_and(out, &d)
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(differs))
+}
+
+/// `mask` limited to the rows where `out` holds a value.
+fn valid_and(out: &ArrayRef, mask: &BooleanArray) -> BooleanArray {
+    (0..out.len()).map(|i| Some(out.is_valid(i) && mask.is_valid(i) && mask.value(i))).collect()
+}
+
+fn is_text(ty: &DataType) -> bool {
+    matches!(ty, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Decimal128Array, Float64Array, Int64Array, StringArray};
+
+    use super::*;
+
+    fn values(a: &ArrayRef) -> Vec<Option<String>> {
+        (0..a.len())
+            .map(|i| a.is_valid(i).then(|| arrow::util::display::array_value_to_string(a, i).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn floats_with_a_fraction_do_not_become_integers() {
+        let a: ArrayRef =
+            Arc::new(Float64Array::from(vec![Some(2.0), Some(2.7), None, Some(-1.5), Some(-0.0)]));
+        let out = cast_exact(&a, &DataType::Int64).unwrap();
+        let out = out.as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(out.iter().collect::<Vec<_>>(), [Some(2), None, None, None, Some(0)]);
+        // NaN and values beyond the range are refused as well.
+        let a: ArrayRef = Arc::new(Float64Array::from(vec![f64::NAN, 1e30]));
+        assert_eq!(cast_exact(&a, &DataType::Int64).unwrap().null_count(), 2);
+    }
+
+    #[test]
+    fn decimals_keep_every_digit_or_are_refused() {
+        let a: ArrayRef =
+            Arc::new(Decimal128Array::from(vec![1005, 1010, -2000]).with_precision_and_scale(10, 3).unwrap());
+        let out = cast_exact(&a, &DataType::Decimal128(6, 2)).unwrap();
+        assert_eq!(values(&out), [None, Some("1.01".into()), Some("-2.00".into())]);
+        let out = cast_exact(&a, &DataType::Int64).unwrap();
+        assert_eq!(values(&out), [None, None, Some("-2".into())]);
+        let f: ArrayRef = Arc::new(Float64Array::from(vec![0.1, 2.555, 0.3]));
+        let out = cast_exact(&f, &DataType::Decimal128(10, 2)).unwrap();
+        assert_eq!(values(&out), [Some("0.10".into()), None, Some("0.30".into())]);
+    }
+
+    #[test]
+    fn text_to_decimal_refuses_extra_places() {
+        let a: ArrayRef = Arc::new(StringArray::from(vec![Some("2.5"), Some("2.555"), None, Some("x")]));
+        let out = cast_exact(&a, &DataType::Decimal128(10, 2)).unwrap();
+        assert_eq!(values(&out), [Some("2.50".into()), None, None, None]);
+    }
+
+    #[test]
+    fn widening_and_float_targets_are_untouched() {
+        let a: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None, Some(i64::MAX)]));
+        assert_eq!(cast_exact(&a, &DataType::Float64).unwrap().null_count(), 1);
+        let f: ArrayRef = Arc::new(Float64Array::from(vec![0.1]));
+        assert_eq!(cast_exact(&f, &DataType::Float32).unwrap().null_count(), 0);
+    }
+}
