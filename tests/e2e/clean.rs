@@ -355,6 +355,7 @@ schema = { Quantity = "string" }
 [stages.tidy]
 kind = "clean"
 inputs = ["orders"]
+keep_rejects = true
 drop_nulls = ["CustomerID"]
 sql = "SELECT * FROM input WHERE Country <> 'Spain'"
 "#,
@@ -364,5 +365,9 @@ sql = "SELECT * FROM input WHERE Country <> 'Spain'"
     let ops = operations(&r, "tidy");
     let ops: Vec<(&str, u64, u64)> = ops.iter().map(|(o, a, b)| (o.as_str(), *a, *b)).collect();
     assert_eq!(ops, [("drop_nulls", 8, 7), ("sql", 7, 5)]);
-    assert_eq!(stage_field(&r, "tidy", "metrics")["rows_removed"], 3);
+    let metrics = stage_field(&r, "tidy", "metrics");
+    assert_eq!(metrics["rows_removed"], 3);
+    // Only the rows `rejects` holds count as rejected: the sql step's cannot be traced.
+    assert_eq!(metrics["rows_rejected"], 1);
+    assert_eq!(rows(&output(&r, "tidy", "rejects")), 1);
 }

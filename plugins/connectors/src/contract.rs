@@ -110,7 +110,11 @@ impl Contract {
                     format!(
                         "column `{}` is declared but {source} has no such column{}",
                         want.name(),
-                        did_you_mean(want.name(), names.iter().copied())
+                        // Only a result column nothing declares can be the one meant.
+                        did_you_mean(
+                            want.name(),
+                            names.iter().copied().filter(|n| self.schema.field_with_name(n).is_err())
+                        )
                     ),
                 ));
             };
@@ -136,7 +140,14 @@ impl Contract {
                         "{source} has column `{}` ({}), which `schema` does not declare{}",
                         f.name(),
                         contract_type_name(f.data_type()),
-                        did_you_mean(f.name(), self.schema.fields().iter().map(|f| f.name().as_str()))
+                        did_you_mean(
+                            f.name(),
+                            self.schema
+                                .fields()
+                                .iter()
+                                .map(|f| f.name().as_str())
+                                .filter(|d| !names.contains(d))
+                        )
                     ),
                 ));
             }

@@ -6,7 +6,7 @@ use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::kernels::cmp::distinct;
 use arrow::compute::{CastOptions, cast_with_options, nullif};
-use arrow::datatypes::{DataType, Float64Type};
+use arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type};
 use arrow::error::ArrowError;
 
 /// Casts `array` to `to`. A value that does not convert, or converts only approximately (a
@@ -26,18 +26,34 @@ pub fn cast_exact(array: &ArrayRef, to: &DataType) -> Result<ArrayRef, ArrowErro
 fn inexact_rows(from: &ArrayRef, out: &ArrayRef, to: &DataType) -> Result<Option<BooleanArray>, ArrowError> {
     let exact_target = to.is_integer() || matches!(to, DataType::Decimal128(..) | DataType::Decimal256(..));
     let src = from.data_type();
+    let safe = CastOptions { safe: true, ..Default::default() };
+    if *to == DataType::Float32 && src != to && (src.is_numeric() || is_text(src)) {
+        // A float32 rounds by nature, but a finite number beyond its range is not infinity.
+        let orig = cast_with_options(from, &DataType::Float64, &safe)?;
+        let (o, v) = (orig.as_primitive::<Float64Type>(), out.as_primitive::<Float32Type>().values());
+        let beyond = BooleanBuffer::collect_bool(out.len(), |i| v[i].is_infinite() && o.value(i).is_finite());
+        return Ok(Some(valid_and(out, &BooleanArray::new(beyond, None))));
+    }
     if !exact_target || src == to {
         return Ok(None);
     }
-    let safe = CastOptions { safe: true, ..Default::default() };
     let differs = if src.is_floating() {
         // Compared as numbers, not bits: -0.0 → 0 → 0.0 is exact.
         let orig = cast_with_options(from, &DataType::Float64, &safe)?;
-        let back = cast_with_options(out, &DataType::Float64, &safe)?;
-        let (o, b) =
-            (orig.as_primitive::<Float64Type>().values(), back.as_primitive::<Float64Type>().values());
+        let o = orig.as_primitive::<Float64Type>().values();
+        let differs = match out.data_type() {
+            // The common case (an ID read as float64) without a converted copy.
+            DataType::Int64 => {
+                let v = out.as_primitive::<Int64Type>().values();
+                BooleanBuffer::collect_bool(out.len(), |i| o[i] != v[i] as f64)
+            }
+            _ => {
+                let back = cast_with_options(out, &DataType::Float64, &safe)?;
+                let b = back.as_primitive::<Float64Type>().values();
+                BooleanBuffer::collect_bool(out.len(), |i| o[i] != b[i])
+            }
+        };
         // A NULL `out` holds some value underneath: only rows with a value count.
-        let differs = BooleanBuffer::collect_bool(out.len(), |i| o[i] != b[i]);
         let differs = match out.logical_nulls() {
             Some(valid) => &differs & valid.inner(),
             None => differs,
@@ -122,10 +138,11 @@ mod tests {
     }
 
     #[test]
-    fn widening_and_float_targets_are_untouched() {
+    fn widening_and_float_targets_round_but_do_not_overflow() {
         let a: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None, Some(i64::MAX)]));
         assert_eq!(cast_exact(&a, &DataType::Float64).unwrap().null_count(), 1);
-        let f: ArrayRef = Arc::new(Float64Array::from(vec![0.1]));
-        assert_eq!(cast_exact(&f, &DataType::Float32).unwrap().null_count(), 0);
+        let f: ArrayRef = Arc::new(Float64Array::from(vec![0.1, 1e40, f64::INFINITY, f64::NAN]));
+        let out = cast_exact(&f, &DataType::Float32).unwrap();
+        assert_eq!(values(&out), [Some("0.1".into()), None, Some("inf".into()), Some("NaN".into())]);
     }
 }

@@ -133,7 +133,13 @@ impl ParseTimestamp {
         for (col, v) in entries {
             match v.as_str() {
                 Some(f) if !f.is_empty() && !StrftimeItems::new(f).any(|i| matches!(i, Item::Error)) => {
-                    if FormatParts::of(f).date {
+                    let parts = FormatParts::of(f);
+                    if parts.zone_name {
+                        issues.push(
+                            Issue::new(&col.key, format!("the format \"{f}\" reads a time zone name (%Z), which names no single offset"))
+                                .with_help("use %z for an offset such as +0100 (values are then converted to UTC)"),
+                        );
+                    } else if parts.date {
                         columns.push((col, f.to_string()));
                     } else {
                         issues.push(
@@ -203,13 +209,15 @@ struct FormatParts {
     offset: bool,
     /// It reads a full year (`%Y`).
     full_year: bool,
+    /// It reads a zone name (`%Z`), which chrono skips without using.
+    zone_name: bool,
 }
 
 impl FormatParts {
     fn of(format: &str) -> FormatParts {
         let (mut year, mut month, mut day, mut ordinal, mut week, mut weekday) =
             (false, false, false, false, false, false);
-        let (mut whole, mut offset, mut full_year) = (false, false, false);
+        let (mut whole, mut offset, mut full_year, mut zone_name) = (false, false, false, false);
         for item in StrftimeItems::new(format) {
             match item {
                 Item::Numeric(n, _) => match n {
@@ -233,13 +241,14 @@ impl FormatParts {
                     | Fixed::TimezoneOffsetTripleColon
                     | Fixed::TimezoneOffsetColonZ
                     | Fixed::TimezoneOffsetZ => offset = true,
+                    Fixed::TimezoneName => zone_name = true,
                     _ => {}
                 },
                 _ => {}
             }
         }
         let date = whole || (year && ((month && day) || ordinal || (week && weekday)));
-        FormatParts { date, offset, full_year }
+        FormatParts { date, offset, full_year, zone_name }
     }
 }
 
@@ -556,6 +565,8 @@ mod tests {
             let issues = ParseTimestamp::parse(&json!({ "d": f }), "pt").unwrap_err();
             assert!(issues[0].message.contains("has no complete date"), "{f}: {issues:?}");
         }
+        let issues = ParseTimestamp::parse(&json!({ "d": "%Y-%m-%d %H:%M %Z" }), "pt").unwrap_err();
+        assert!(issues[0].message.contains("time zone name (%Z)"), "{issues:?}");
         for f in ["%d/%m/%y", "%Y-%j", "%s", "%d %b %Y", "%+"] {
             assert!(ParseTimestamp::parse(&json!({ "d": f }), "pt").is_ok(), "{f}");
         }

@@ -267,6 +267,7 @@ impl Stage for CleanStage {
         let mut rejects = Rejects::new(self.keep_rejects);
         let mut operations = Vec::with_capacity(self.steps.len());
         let mut removed_total = 0u64;
+        let mut rejected_total = 0u64;
         for step in &self.steps {
             let mut issues = Vec::new();
             let out = derive_step(step, &table.schema, Some(input.table_name.as_str()), &mut issues);
@@ -286,7 +287,9 @@ impl Stage for CleanStage {
                 })?;
             let Applied { table: next, removed, reasons, removed_count, extra } = applied;
             table = next;
-            // A `sql` step cannot say which rows it dropped, but how many it did still counts.
+            // A `sql` step cannot say which rows it dropped (they are not in `rejects`), but
+            // how many it did still counts as removed.
+            rejected_total += removed_count;
             removed_total += removed_count.max(rows_in.saturating_sub(table.rows() as u64));
             rejects.add(step, removed, reasons);
             let mut record = json!({
@@ -323,7 +326,7 @@ impl Stage for CleanStage {
                 w.write(b)?;
             }
             ctx.finish(w)?;
-            ctx.metric("rows_rejected", removed_total);
+            ctx.metric("rows_rejected", rejected_total);
         }
         ctx.metric("operations", Value::Array(operations));
         ctx.metric("rows_removed", removed_total);

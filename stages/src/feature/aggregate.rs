@@ -14,7 +14,7 @@ use sluice_core::registry::Issue;
 
 use super::columns::{Accepts, find};
 use super::config::At;
-use super::datetime::{DAY_US, days_between, parse_instant, to_micros};
+use super::datetime::{DAY_US, RefTime, days_between, to_micros};
 use super::hash_aggregate::{self, Func};
 use super::step::{Applied, Failure, Transform};
 use super::table::{ROW_ID, Table, quote};
@@ -37,8 +37,8 @@ const FUNCS: &[(&str, Func, Accepts)] = &[
 enum Reference {
     /// One day after the column's maximum over the whole input.
     AfterMax,
-    /// A fixed instant (microseconds since the epoch).
-    At(i64),
+    /// A date or time written in the file.
+    At(RefTime),
 }
 
 /// One `NAME = { FUNC = "COLUMN", ... }` entry.
@@ -102,7 +102,7 @@ fn parse_aggregation(name: &str, at: &At<'_>) -> Result<Aggregation, Issue> {
     let reference = match at.get("reference") {
         Some(r) if func == Func::Recency => match r.str()? {
             "max" => Reference::AfterMax,
-            text => Reference::At(parse_instant(text).ok_or_else(|| {
+            text => Reference::At(RefTime::parse(text).ok_or_else(|| {
                 r.issue(format!("`{text}` is not a date"))
                     .with_help("write \"max\" or a date such as \"2011-12-10\"")
             })?),
@@ -209,7 +209,7 @@ impl GroupBy {
             let latest: Vec<Int64Array> =
                 table.column(index).iter().map(|c| to_micros(c.as_ref())).collect::<Result<_, _>>()?;
             let reference = match a.reference {
-                Reference::At(r) => r,
+                Reference::At(r) => r.on_clock_of(table.schema.field(index).data_type())?,
                 Reference::AfterMax => latest.iter().filter_map(max_of).max().unwrap_or(0) + DAY_US,
             };
             plan.push((index, reference, latest));
@@ -404,6 +404,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::feature::datetime::parse_instant;
     use crate::feature::testing::{batch, f64s, i64s, strs};
 
     fn ts(s: &str) -> Option<i64> {

@@ -34,6 +34,37 @@ pub(crate) fn parse_instant(text: &str) -> Option<i64> {
     micros.is_valid(0).then(|| micros.value(0))
 }
 
+/// A reference time written in the pipeline file (`days_since`, recency's `reference`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RefTime {
+    /// Microseconds since the epoch: UTC when an offset was written, else as written.
+    micros: i64,
+    /// The text named an offset (`+09:00`, `Z`): an instant rather than a wall-clock time.
+    instant: bool,
+}
+
+impl RefTime {
+    /// Reads a date or timestamp; `None` when it is neither.
+    pub(crate) fn parse(text: &str) -> Option<RefTime> {
+        let micros = parse_instant(text)?;
+        // Past the date (`YYYY-MM-DD`), a sign or a `Z` can only be an offset.
+        let instant = text.trim().get(10..).is_some_and(|t| t.contains(['+', '-', 'Z', 'z']));
+        Some(RefTime { micros, instant })
+    }
+
+    /// The reference on the clock [`to_micros`] reads values of type `ty` on: an instant
+    /// becomes the wall-clock time of a zoned column's zone.
+    pub(crate) fn on_clock_of(self, ty: &DataType) -> Result<i64, Failure> {
+        match ty {
+            DataType::Timestamp(_, Some(zone)) if self.instant => {
+                let zone: Tz = zone.parse()?;
+                Ok(wall_clock(self.micros, &zone))
+            }
+            _ => Ok(self.micros),
+        }
+    }
+}
+
 /// A date or timestamp column as microseconds since the epoch (nulls kept).
 pub(crate) fn to_micros(values: &dyn Array) -> Result<Int64Array, Failure> {
     let ts = cast(values, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
@@ -116,7 +147,7 @@ pub(crate) struct Datetime {
     column: String,
     column_key: String,
     parts: Vec<(String, Part)>,
-    days_since: Option<i64>,
+    days_since: Option<RefTime>,
 }
 
 impl Datetime {
@@ -139,7 +170,7 @@ impl Datetime {
         }
         let days_since = match at.get("days_since") {
             None => None,
-            Some(v) => Some(parse_instant(v.str()?).ok_or_else(|| {
+            Some(v) => Some(RefTime::parse(v.str()?).ok_or_else(|| {
                 v.issue(format!("`{}` is not a date", v.value.as_str().unwrap_or_default()))
                     .with_help("write a date as \"2011-12-10\" or a timestamp as \"2011-12-10 08:00:00\"")
             })?),
@@ -208,6 +239,7 @@ impl Transform for Datetime {
                 }
             }
             if let Some(reference) = self.days_since {
+                let reference = reference.on_clock_of(values.data_type())?;
                 let micros = to_micros(&values)?;
                 let days: Int64Array =
                     arrow::compute::kernels::arity::unary::<Int64Type, _, Int64Type>(&micros, |v| {
@@ -250,6 +282,12 @@ mod tests {
         let v = json!({ "column": "tz", "parts": ["day", "hour"], "days_since": "2011-12-05" });
         let out = Datetime::parse(&At::new("datetime", &v)).unwrap().apply(t).unwrap().table;
         assert_eq!(i64s(&out, "tz_days_since"), vec![Some(0)]);
+        // A reference with an offset is an instant: 01:00:01 at +02:00 is one second later.
+        let ts = TimestampMicrosecondArray::from(vec![1_323_039_600_000_000]).with_timezone("+02:00");
+        let t = batch(vec![("tz", Arc::new(ts))]);
+        let v = json!({ "column": "tz", "days_since": "2011-12-04T23:00:01Z" });
+        let out = Datetime::parse(&At::new("datetime", &v)).unwrap().apply(t).unwrap().table;
+        assert_eq!(i64s(&out, "tz_days_since"), vec![Some(-1)]);
     }
 
     #[test]

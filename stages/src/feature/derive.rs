@@ -36,6 +36,9 @@ struct Compiled {
     schema: SchemaRef,
     /// Column replaced, or `None` to append.
     replaces: Option<usize>,
+    /// The entry's config key and column name, for errors while evaluating.
+    key: String,
+    name: String,
 }
 
 impl Derive {
@@ -83,7 +86,13 @@ impl Derive {
                 None => fields.push(field),
             }
             schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-            out.push(Compiled { expr, schema: Arc::clone(&schema), replaces });
+            out.push(Compiled {
+                expr,
+                schema: Arc::clone(&schema),
+                replaces,
+                key: e.key.clone(),
+                name: e.name.clone(),
+            });
         }
         Ok(out)
     }
@@ -110,7 +119,15 @@ impl Transform for Derive {
         let table = input.map_batches(out_schema, |b| {
             let mut batch = b.clone();
             for c in &compiled {
-                let values = c.expr.evaluate(&batch)?.into_array(batch.num_rows())?;
+                // A value the expression cannot compute (a division by zero, a failed
+                // cast) is reported at the entry that computes it.
+                let values =
+                    c.expr.evaluate(&batch).and_then(|v| v.into_array(batch.num_rows())).map_err(|e| {
+                        Issue::new(
+                            c.key.clone(),
+                            format!("computing `{}`: {}", c.name, sql_error(&e, "").message),
+                        )
+                    })?;
                 let mut columns = batch.columns().to_vec();
                 match c.replaces {
                     Some(i) => columns[i] = values,
@@ -148,6 +165,16 @@ mod tests {
         let out = d.apply(t).unwrap().table;
         assert_eq!(f64s(&out, "amount"), vec![Some(3.0), None, Some(1.5)]);
         assert_eq!(f64s(&out, "double"), vec![Some(6.0), None, Some(3.0)]);
+    }
+
+    #[test]
+    fn a_value_that_cannot_be_computed_is_reported_at_its_entry() {
+        let t = batch(vec![("q", Arc::new(Int64Array::from(vec![1, 0])))]);
+        let Err(Failure::Config(issue)) = derive(json!({ "r": "10 / q" })).apply(t) else {
+            panic!("expected an issue at the entry")
+        };
+        assert_eq!(issue.key, "derive.r");
+        assert!(issue.message.starts_with("computing `r`: ") && issue.message.contains("zero"), "{issue:?}");
     }
 
     #[test]

@@ -64,7 +64,7 @@ impl Frame {
                 if input.index_of(&name).is_ok() || !seen.insert(name.clone()) {
                     issues.push(
                         Issue::new(key, format!("{what} would create column `{name}` twice")).with_help(
-                            "list each column and period once, and rename an input column with this name",
+                            "list each column, period and aggregate once, and rename an input column with this name",
                         ),
                     );
                 }
