@@ -53,6 +53,13 @@ method = "random"
 test_fraction = 0.25
 "#;
 
+/// A pipeline `name` that collects ORDERS (Quantity as text), followed by `rest`.
+fn orders_then(name: &str, rest: &str) -> String {
+    format!(
+        "[pipeline]\nname = \"{name}\"\n\n[stages.orders]\nkind = \"collect\"\nconnector = \"csv\"\npath = \"data/orders.csv\"\nschema = {{ Quantity = \"string\" }}\n\n{rest}"
+    )
+}
+
 fn output(record: &serde_json::Value, stage: &str, name: &str) -> Vec<RecordBatch> {
     read_parquet(stage_field(record, stage, "outputs")[name].as_str().unwrap())
 }
@@ -164,16 +171,9 @@ fn steps_repeat_an_op_and_kfold_adds_balanced_folds() {
     s.write("data/orders.csv", ORDERS);
     let file = s.write(
         "p.toml",
-        r#"[pipeline]
-name = "steps"
-
-[stages.orders]
-kind = "collect"
-connector = "csv"
-path = "data/orders.csv"
-schema = { Quantity = "string" }
-
-[stages.tidy]
+        &orders_then(
+            "steps",
+            r#"[stages.tidy]
 kind = "clean"
 inputs = ["orders"]
 steps = [
@@ -190,6 +190,7 @@ method = "kfold"
 folds = 2
 test_fraction = 0.2
 "#,
+        ),
     );
     let (code, r) = s.run_json(&file, &[]);
     assert_eq!(code, 0, "{r:#}");
@@ -343,22 +344,16 @@ fn rows_a_sql_step_removes_count_as_removed() {
     s.write("data/orders.csv", ORDERS);
     let file = s.write(
         "p.toml",
-        r#"[pipeline]
-name = "sql-step"
-
-[stages.orders]
-kind = "collect"
-connector = "csv"
-path = "data/orders.csv"
-schema = { Quantity = "string" }
-
-[stages.tidy]
+        &orders_then(
+            "sql-step",
+            r#"[stages.tidy]
 kind = "clean"
 inputs = ["orders"]
 keep_rejects = true
 drop_nulls = ["CustomerID"]
 sql = "SELECT * FROM input WHERE Country <> 'Spain'"
 "#,
+        ),
     );
     let (code, r) = s.run_json(&file, &[]);
     assert_eq!(code, 0, "{r:#}");

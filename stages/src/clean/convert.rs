@@ -535,26 +535,21 @@ mod tests {
         assert_eq!(array_value_to_string(&a.table.column(0).unwrap(), 0).unwrap(), "1999-12-31T00:00:00");
     }
 
+    /// Column `d` of `values` parsed with `format`, values that do not match made NULL.
+    fn parsed(format: &str, values: &[Option<&str>]) -> ArrayRef {
+        let p = ParseTimestamp::parse(&json!({"columns": {"d": format}, "on_error": "null"}), "pt").unwrap();
+        let t = strings("d", &[values]);
+        let out = p.derive(&t.schema, &mut Vec::new());
+        p.apply(t, out, false).unwrap().table.column(0).unwrap()
+    }
+
     #[test]
     fn parse_timestamp_applies_offsets_and_wants_four_digit_years() {
-        let p = ParseTimestamp::parse(
-            &json!({"columns": {"d": "%Y-%m-%dT%H:%M:%S%z"}, "on_error": "null"}),
-            "pt",
-        )
-        .unwrap();
-        let t = strings("d", &[&[Some("2020-01-01T10:00:00+0200"), Some("2020-01-01T10:00:00")]]);
-        let out = p.derive(&t.schema, &mut Vec::new());
-        let a = p.apply(t, out, false).unwrap();
-        let col = a.table.column(0).unwrap();
+        let col =
+            parsed("%Y-%m-%dT%H:%M:%S%z", &[Some("2020-01-01T10:00:00+0200"), Some("2020-01-01T10:00:00")]);
         assert_eq!(array_value_to_string(&col, 0).unwrap(), "2020-01-01T08:00:00");
         assert!(col.is_null(1), "a value without the offset the format asks for does not match");
-
-        let p =
-            ParseTimestamp::parse(&json!({"columns": {"d": "%m/%d/%Y"}, "on_error": "null"}), "pt").unwrap();
-        let t = strings("d", &[&[Some("1/1/1970"), Some("1/1/70")]]);
-        let out = p.derive(&t.schema, &mut Vec::new());
-        let a = p.apply(t, out, false).unwrap();
-        let col = a.table.column(0).unwrap();
+        let col = parsed("%m/%d/%Y", &[Some("1/1/1970"), Some("1/1/70")]);
         assert_eq!(array_value_to_string(&col, 0).unwrap(), "1970-01-01T00:00:00");
         assert!(col.is_null(1), "70 is not a %Y year");
     }
