@@ -2,6 +2,7 @@
 //! case-sensitive identifiers, inputs registered as tables, and errors mapped back to a
 //! position inside the query so diagnostics point at the pipeline file's line.
 
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::record_batch::RecordBatch;
@@ -16,6 +17,7 @@ use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig};
 use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, visit_expressions};
 use futures::StreamExt;
 use sluice_core::stage::Input;
 
@@ -60,6 +62,22 @@ pub fn session() -> SessionContext {
     SessionContext::new_with_config(config)
 }
 
+/// Why an expression computed row by row (`derive`, `filter`) cannot hold some SQL.
+pub const NOT_PER_ROW: &str = "aggregate and window functions and subqueries cannot be used here: \
+     the expression is computed row by row (use `group_by` with `aggregations`, or a `sql` stage)";
+
+/// Whether the expression `sql` holds a subquery (`(SELECT …)`, `EXISTS`, `IN (SELECT …)`).
+/// Checked on the text, before planning: a subquery's tables do not exist there, and
+/// "table not found" would hide the real problem.
+pub fn has_subquery(sql: &str) -> bool {
+    let Ok(parsed) = DFParser::parse_sql_into_expr(sql) else { return false };
+    visit_expressions(&parsed.expr, |e| match e {
+        SqlExpr::Subquery(_) | SqlExpr::Exists { .. } | SqlExpr::InSubquery { .. } => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
 /// Plans one SQL expression over `schema` the way a query plans its expressions: coerced
 /// and simplified first. Some functions only run simplified (`coalesce` becomes a CASE,
 /// `now()` a constant); planning them directly fails inside DataFusion.
@@ -79,11 +97,7 @@ pub fn physical_expr(
         )
     };
     if expr.exists(|e| Ok(per_row(e)))? {
-        return Err(DataFusionError::Plan(
-            "aggregate and window functions and subqueries cannot be used here: the expression is \
-             computed row by row (use `group_by` with `aggregations`, or a `sql` stage)"
-                .into(),
-        ));
+        return Err(DataFusionError::Plan(NOT_PER_ROW.into()));
     }
     let info = SimplifyContext::builder()
         .with_schema(Arc::new(schema.clone()))

@@ -99,6 +99,9 @@ impl Filter {
             issue.at = e.offset;
             vec![issue]
         };
+        if crate::sql::has_subquery(&self.sql) {
+            return Err(vec![Issue::new(&self.key, format!("filter: {}", crate::sql::NOT_PER_ROW))]);
+        }
         let expr = ctx.parse_sql_expr(&self.sql, &df_schema).map_err(|e| match e.find_root() {
             // Our own message: "did you mean" from the same suggester as every other key.
             datafusion::error::DataFusionError::SchemaError(boxed, _)
@@ -352,6 +355,18 @@ mod tests {
         assert_eq!(issues[0].at, sql.find("UnitPrise"));
         let f = Filter::parse(&json!("Quantity + 1"), "filter").unwrap();
         assert!(f.plan(&input().schema).unwrap_err()[0].message.contains("must be a condition"));
+        for sql in ["EXISTS (SELECT 1 FROM orders)", "Quantity > (SELECT max(q) FROM t)", "sum(Quantity) > 1"]
+        {
+            let f = Filter::parse(&json!(sql), "filter").unwrap();
+            let issues = f.plan(&input().schema).unwrap_err();
+            assert!(
+                issues[0].message.contains("cannot be used here: the expression is computed row by row"),
+                "{sql}: {issues:?}"
+            );
+        }
+        // coalesce only runs simplified, as in a query.
+        let f = Filter::parse(&json!("coalesce(Country, 'x') <> 'EIRE'"), "filter").unwrap();
+        assert_eq!(f.apply(input(), false).unwrap().table.rows(), 3);
     }
 
     #[test]

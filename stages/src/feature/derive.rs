@@ -69,6 +69,9 @@ impl Derive {
                 issue.at = s.offset;
                 issue
             };
+            if crate::sql::has_subquery(&e.expr) {
+                return Err(Issue::new(e.key.clone(), format!("SQL: {}", crate::sql::NOT_PER_ROW)));
+            }
             let df_schema = DFSchema::try_from(schema.as_ref().clone()).map_err(|err| sql_issue(&err))?;
             let logical = ctx.parse_sql_expr(&e.expr, &df_schema).map_err(|err| sql_issue(&err))?;
             let expr = crate::sql::physical_expr(&ctx, logical, &df_schema).map_err(|err| sql_issue(&err))?;

@@ -212,6 +212,8 @@ fn derive_refuses_aggregates_and_plans_functions_that_need_simplifying() {
         issues[0].contains("aggregate and window functions and subqueries cannot be used here"),
         "{issues:?}"
     );
+    let (_, issues) = derive("derive = { big = \"Quantity > (SELECT max(Quantity) FROM orders)\" }\n");
+    assert!(issues[0].contains("subqueries cannot be used here"), "{issues:?}");
     let (schema, issues) =
         derive("derive = { c = \"coalesce(Country, 'none')\", n = \"nvl(CustomerID, 0)\", t = \"now()\" }\n");
     assert!(issues.is_empty(), "{issues:?}");
