@@ -396,8 +396,8 @@ pub fn execute(
                 Err(e) => {
                     let text = match e.config_key() {
                         // A connector's config error points at its key in the file.
-                        Some(key) => crate::diagnostic::Diagnostic::error("config", e.to_string())
-                            .at(&p.file, p.stages[i].span_of(key))
+                        Some(_) => crate::diagnostic::Diagnostic::error("config", e.to_string())
+                            .at(&p.file, p.stages[i].span_of_error(&e))
                             .render()
                             .trim_end()
                             .to_string(),

@@ -144,14 +144,9 @@ pub fn derive_pipeline(
     (map, diags)
 }
 
-/// A source that could not be read: at the config key the error names when the stage's
-/// table has it (`schema.kk`, `query`), else at the stage.
+/// A source that could not be read, at the key its error names or at the stage.
 fn source_diagnostic(p: &Pipeline, spec: &StageSpec, e: &StageError) -> Diagnostic {
-    let d = Diagnostic::error("source", format!("stage `{}`: {e}", spec.name));
-    match e.config_key() {
-        Some(key) => d.at(&p.file, spec.span_of(key)),
-        None => d.at(&p.file, spec.name_span.clone()),
-    }
+    Diagnostic::error("source", format!("stage `{}`: {e}", spec.name)).at(&p.file, spec.span_of_error(e))
 }
 
 fn schema_diagnostic(spec: &StageSpec, issue: &crate::registry::Issue) -> Diagnostic {

@@ -72,6 +72,15 @@ impl StageSpec {
     pub fn span_of(&self, key: &str) -> Range<usize> {
         self.node.span_of(key).unwrap_or_else(|| self.name_span.clone())
     }
+
+    /// Where a failure of this stage points: the key a connector's config error names
+    /// (`schema.COLUMN`, `query`), else the stage header.
+    pub fn span_of_error(&self, e: &crate::error::StageError) -> Range<usize> {
+        match e.config_key() {
+            Some(key) => self.span_of(key),
+            None => self.name_span.clone(),
+        }
+    }
 }
 
 /// A declared parameter and its value for this run.

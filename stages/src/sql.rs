@@ -101,7 +101,8 @@ pub fn physical_expr(
     }
     let info = SimplifyContext::builder()
         .with_schema(Arc::new(schema.clone()))
-        .with_config_options(Arc::clone(ctx.state().config_options()))
+        // The lock, not `state()`: that would clone the whole session state per expression.
+        .with_config_options(Arc::clone(ctx.state_ref().read().config_options()))
         .with_current_time()
         .build();
     let simplifier = ExprSimplifier::new(info);

@@ -73,8 +73,7 @@ fn inexact_rows(from: &ArrayRef, out: &ArrayRef, to: &DataType) -> Result<Option
         let orig = cast_with_options(from, &wide, &safe)?;
         let back = cast_with_options(out, &wide, &safe)?;
         let d = distinct(&back, &orig)?;
-        let d: BooleanArray = (0..out.len()).map(|i| Some(orig.is_valid(i) && d.value(i))).collect();
-        valid_and(out, &d)
+        (0..out.len()).map(|i| Some(out.is_valid(i) && orig.is_valid(i) && d.value(i))).collect()
     } else {
         return Ok(None);
     };
