@@ -9,8 +9,6 @@ mod logging;
 mod output;
 mod progress;
 
-use std::process::ExitCode;
-
 use clap::Parser;
 
 // Stages allocate and free column buffers of tens of MB each; glibc's malloc returns every
@@ -29,13 +27,27 @@ pub enum Outcome {
     Invalid,
 }
 
-fn main() -> ExitCode {
+fn main() {
     huge_pages::opt_out(std::env::var_os(huge_pages::KEEP_VAR).as_deref());
     let cli = cli::Cli::parse();
     logging::init(cli.verbose, cli.quiet, cli.log_format);
-    match commands::dispatch(cli) {
-        Outcome::Ok => ExitCode::SUCCESS,
-        Outcome::Failed => ExitCode::from(1),
-        Outcome::Invalid => ExitCode::from(2),
-    }
+    let code = match commands::dispatch(cli) {
+        Outcome::Ok => 0,
+        Outcome::Failed => 1,
+        Outcome::Invalid => 2,
+    };
+    exit(code)
+}
+
+/// Ends the process once everything of the command is dropped and its output flushed,
+/// skipping exit handlers. The one that would run is mimalloc's, which hands every free
+/// page back to the kernel one `madvise` at a time just before the kernel frees them all:
+/// 5–7 ms after a retail RFM run's last output, against 3 ms for the exit itself.
+fn exit(code: u8) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` takes a plain integer and does not return; files are closed and
+    // renamed by now, and the streams above are flushed.
+    unsafe { libc::_exit(i32::from(code)) }
 }

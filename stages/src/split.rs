@@ -286,6 +286,24 @@ impl SplitConfig {
         issues
     }
 
+    /// kfold with fewer train rows than folds would leave folds empty, which no
+    /// cross-validation can use: an error, as in scikit-learn. An empty input stays empty.
+    fn check_folds(&self, assignment: &Assignment) -> Option<Issue> {
+        let Method::KFold(k) = self.method else { return None };
+        let train = assignment.test.iter().filter(|t| !**t).count();
+        (train > 0 && train < k).then(|| {
+            Issue::new(
+                "folds",
+                format!("kfold needs at least {k} train rows for {k} folds; the input leaves {train}"),
+            )
+            .with_help(format!(
+                "{} input rows, {} held out by `test_fraction`: lower `folds` or `test_fraction`",
+                assignment.test.len(),
+                assignment.test.len() - train
+            ))
+        })
+    }
+
     /// The `train` schema (`fold` added for kfold).
     pub fn train_schema(&self, input: &SchemaRef) -> SchemaRef {
         match self.method {
@@ -572,6 +590,9 @@ impl Stage for SplitStage {
         let batches = input.dataset.take_all()?;
         let seed = stage_seed(ctx.seed, &spec.config_hash);
         let assignment = assign(&self.config, &schema, &batches, seed)?;
+        if let Some(issue) = self.config.check_folds(&assignment) {
+            return Err(diagnostic(spec, &issue));
+        }
         let (train, test) = materialize(&self.config, &schema, &batches, &assignment)?;
         let mut w = ctx.output("train", self.config.train_schema(&schema))?;
         for b in train {
@@ -763,6 +784,24 @@ mod tests {
         let (schema, batches) = data(1, 1, 0, &[]);
         let c = cfg(json!({"method": "per-user", "user_column": "user", "n": 3})).unwrap();
         assert_eq!(assign(&c, &schema, &batches, 0).unwrap().test, [false]);
+    }
+
+    #[test]
+    fn kfold_with_fewer_train_rows_than_folds_is_refused() {
+        let c = cfg(json!({"method": "kfold", "folds": 5, "test_fraction": 0.25})).unwrap();
+        let (schema, batches) = data(4, 1, 0, &[]);
+        let a = assign(&c, &schema, &batches, 0).unwrap();
+        let issue = c.check_folds(&a).expect("3 train rows cannot fill 5 folds");
+        assert_eq!(issue.key, "folds");
+        assert_eq!(issue.message, "kfold needs at least 5 train rows for 5 folds; the input leaves 3");
+        assert_eq!(
+            issue.help.as_deref(),
+            Some("4 input rows, 1 held out by `test_fraction`: lower `folds` or `test_fraction`")
+        );
+        let (schema, batches) = data(8, 1, 0, &[]);
+        assert!(c.check_folds(&assign(&c, &schema, &batches, 0).unwrap()).is_none(), "6 rows fill 5 folds");
+        let (schema, batches) = data(0, 1, 0, &[]);
+        assert!(c.check_folds(&assign(&c, &schema, &batches, 0).unwrap()).is_none(), "empty stays empty");
     }
 
     #[test]

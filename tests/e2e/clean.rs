@@ -207,6 +207,29 @@ test_fraction = 0.2
 }
 
 #[test]
+fn kfold_with_more_folds_than_train_rows_fails_at_folds() {
+    let s = Scratch::new();
+    s.write("data/orders.csv", ORDERS);
+    let file = s.write(
+        "p.toml",
+        &orders_then(
+            "few",
+            r#"[stages.folds]
+kind = "split"
+inputs = ["orders"]
+method = "kfold"
+folds = 50
+"#,
+        ),
+    );
+    let (code, r) = s.run_json(&file, &[]);
+    assert_eq!(code, 1, "{r:#}");
+    let error = stage_field(&r, "folds", "error").as_str().unwrap_or_default();
+    assert!(error.contains("kfold needs at least 50 train rows for 50 folds"), "{error}");
+    assert!(error.contains("folds = 50"), "the error shows the line: {error}");
+}
+
+#[test]
 fn the_online_retail_counts_per_operation() {
     let csv = std::env::var("SLUICE_RETAIL_CSV").unwrap_or_else(|_| {
         concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/online-retail/online_retail.csv").to_owned()
