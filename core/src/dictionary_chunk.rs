@@ -56,10 +56,15 @@ const MAX_GROUPS_PER_RUN: usize = 63;
 /// the column metadata names; the file itself records only the codec.
 pub(crate) const ZSTD_LEVEL: i32 = 1;
 
-/// zstd level of the pages written here: a fast negative level. The pages hold bit-packed
-/// dictionary codes and a dictionary, which level 1 shrank by only 6–9 % more, for about
-/// 5 % of the retail RFM run's CPU (docs/decisions.md).
-const PAGE_ZSTD_LEVEL: i32 = -1;
+/// zstd level of the data pages written here: zstd's fastest. They hold bit-packed,
+/// run-length encoded dictionary codes, which zstd barely shrinks: level -1 made the
+/// retail RFM run's artifacts 12 % smaller than this level for 3 % more of its CPU
+/// (docs/decisions.md).
+const PAGE_ZSTD_LEVEL: i32 = -20;
+
+/// zstd level of a chunk's dictionary page: the values themselves (text, timestamps),
+/// which compress well, written once per chunk.
+const DICTIONARY_ZSTD_LEVEL: i32 = 1;
 
 /// A column chunk encoded here, ready to append to a row group.
 pub(crate) struct EncodedChunk {
@@ -491,6 +496,7 @@ fn bit_width(len: usize) -> u8 {
 /// fresh page buffers for every chunk made the kernel zero their pages over and over.
 struct Scratch {
     compressor: zstd::bulk::Compressor<'static>,
+    dictionary_compressor: zstd::bulk::Compressor<'static>,
     raw: Vec<u8>,
     sink: Vec<u8>,
 }
@@ -505,6 +511,7 @@ thread_local! {
 /// The data pages of a chunk as they are written, and what the metadata needs of them.
 struct PageSink {
     compressor: zstd::bulk::Compressor<'static>,
+    dictionary_compressor: zstd::bulk::Compressor<'static>,
     sink: TrackedWrite<Vec<u8>>,
     /// One page before compression (reused).
     raw: Vec<u8>,
@@ -523,12 +530,15 @@ impl PageSink {
             Some(s) => s,
             None => Scratch {
                 compressor: zstd::bulk::Compressor::new(PAGE_ZSTD_LEVEL).map_err(external)?,
+                dictionary_compressor: zstd::bulk::Compressor::new(DICTIONARY_ZSTD_LEVEL)
+                    .map_err(external)?,
                 raw: Vec::new(),
                 sink: Vec::new(),
             },
         };
         Ok(PageSink {
             compressor: scratch.compressor,
+            dictionary_compressor: scratch.dictionary_compressor,
             sink: TrackedWrite::new(scratch.sink),
             raw: scratch.raw,
             locations: Vec::new(),
@@ -594,7 +604,7 @@ impl PageSink {
     ) -> Result<EncodedChunk, ParquetError> {
         let mut head = TrackedWrite::new(Vec::new());
         let page = Page::DictionaryPage {
-            buf: Bytes::from(self.compressor.compress(&dict.page).map_err(external)?),
+            buf: Bytes::from(self.dictionary_compressor.compress(&dict.page).map_err(external)?),
             num_values: dict.len as u32,
             encoding: Encoding::PLAIN,
             is_sorted: false,
@@ -616,6 +626,7 @@ impl PageSink {
         }
         SCRATCH.set(Some(Scratch {
             compressor: self.compressor,
+            dictionary_compressor: self.dictionary_compressor,
             raw: std::mem::take(&mut self.raw),
             sink: body,
         }));
