@@ -57,9 +57,9 @@ const MAX_GROUPS_PER_RUN: usize = 63;
 pub(crate) const ZSTD_LEVEL: i32 = 1;
 
 /// zstd level of the data pages written here: zstd's fastest. They hold bit-packed,
-/// run-length encoded dictionary codes, which zstd barely shrinks: level -1 made the
-/// retail RFM run's artifacts 12 % smaller than this level for 3 % more of its CPU
-/// (docs/decisions.md).
+/// run-length encoded dictionary codes, which zstd barely shrinks: level -1 for every page
+/// made the retail RFM run's artifacts 5–7 % smaller than these two levels, for 3 % more of
+/// its CPU (docs/decisions.md).
 const PAGE_ZSTD_LEVEL: i32 = -20;
 
 /// zstd level of a chunk's dictionary page: the values themselves (text, timestamps),
