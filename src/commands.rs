@@ -16,6 +16,7 @@ use sluice_core::{CompileOptions, CoreError, Diagnostic, Pipeline, Registry, Sou
 
 use crate::Outcome;
 use crate::cli::{Cli, Command, GraphFormatArg, RunArgs};
+use crate::console::{errln, out, outln};
 use crate::output::{duration, table, thousands};
 
 /// Runs the chosen subcommand.
@@ -45,7 +46,7 @@ fn print_diagnostics(diags: &[Diagnostic]) {
 }
 
 fn core_error(e: &CoreError) -> Outcome {
-    eprintln!("error: {e}");
+    errln!("error: {e}");
     if e.is_usage() { Outcome::Invalid } else { Outcome::Failed }
 }
 
@@ -72,11 +73,7 @@ fn load_or_report(file: &Path, params: &[String], registry: &Registry) -> Option
         Err(diags) => {
             print_diagnostics(&diags);
             let n = diags.iter().filter(|d| d.is_error()).count();
-            eprintln!(
-                "{}: {n} error{} found; nothing was run",
-                file.display(),
-                if n == 1 { "" } else { "s" }
-            );
+            errln!("{}: {n} error{} found; nothing was run", file.display(), if n == 1 { "" } else { "s" });
             None
         }
     }
@@ -112,15 +109,15 @@ fn validate(files: &[PathBuf], params: &[String], as_json: bool, data: bool, sta
         } else {
             print_diagnostics(&diags);
             if ok {
-                println!("{}: valid", file.display());
+                outln!("{}: valid", file.display());
             } else {
                 let n = diags.iter().filter(|d| d.is_error()).count();
-                eprintln!("{}: {n} error{}", file.display(), if n == 1 { "" } else { "s" });
+                errln!("{}: {n} error{}", file.display(), if n == 1 { "" } else { "s" });
             }
         }
     }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&reports).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&reports).unwrap_or_default());
     }
     if all_ok { Outcome::Ok } else { Outcome::Invalid }
 }
@@ -188,19 +185,19 @@ fn run(args: &RunArgs, state_dir: &Path, quiet: bool, state_flag: Option<&Path>)
         Err(e) => return core_error(&e),
     };
     for e in writer.errors() {
-        eprintln!("warning: could not write the run record: {e}");
+        errln!("warning: could not write the run record: {e}");
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
     } else if !quiet {
         print_run_summary(&record);
         print_previews(&pipeline, &record);
     }
     for s in record.stages.iter().filter(|s| s.status == StageStatus::Failed) {
-        eprintln!("\nstage `{}` failed:\n{}", s.name, s.error.as_deref().unwrap_or("unknown error"));
+        errln!("\nstage `{}` failed:\n{}", s.name, s.error.as_deref().unwrap_or("unknown error"));
     }
     if record.status == RunStatus::Failed {
-        eprintln!(
+        errln!(
             "\nFinished stages are cached. After fixing the problem, resume with:\n  {}",
             record.resume_command
         );
@@ -273,7 +270,7 @@ fn stage_rows(record: &RunRecord, with_reason: bool) -> (Vec<&'static str>, Vec<
 
 fn print_run_summary(record: &RunRecord) {
     let hits = record.stages.iter().filter(|s| s.cache == Some(CacheStatus::Hit)).count();
-    println!(
+    outln!(
         "run {}  pipeline {}  {} in {}  ({} of {} stages cached)",
         record.run_id,
         record.pipeline,
@@ -283,26 +280,27 @@ fn print_run_summary(record: &RunRecord) {
         record.stages.len()
     );
     let (header, rows) = stage_rows(record, false);
-    print!("{}", table(&header, &rows));
+    out!("{}", table(&header, &rows));
 }
 
 /// Prints the first rows of every stage marked `show`.
 fn print_previews(pipeline: &Pipeline, record: &RunRecord) {
     for spec in pipeline.stages.iter().filter(|s| s.show.is_some()) {
         let Some(stage) = record.stage(&spec.name) else { continue };
-        let Some(path) = stage.outputs.get(sluice_core::spec::DEFAULT_OUTPUT) else { continue };
+        // The stage's output; for a stage with only named outputs (split), each of them.
+        let shown: Vec<(String, &String)> = match stage.outputs.get(sluice_core::spec::DEFAULT_OUTPUT) {
+            Some(path) => vec![(spec.name.clone(), path)],
+            None => stage.outputs.iter().map(|(o, path)| (format!("{}.{o}", spec.name), path)).collect(),
+        };
         let limit = spec.show.unwrap_or(20);
-        match preview(Path::new(path), limit) {
-            Ok((text, total)) => {
-                println!(
-                    "\n{} (first {} of {} rows):",
-                    spec.name,
-                    limit.min(total as usize),
-                    thousands(total)
-                );
-                println!("{text}");
+        for (name, path) in shown {
+            match preview(Path::new(path), limit) {
+                Ok((text, total)) => {
+                    outln!("\n{name} (first {} of {} rows):", limit.min(total as usize), thousands(total));
+                    outln!("{text}");
+                }
+                Err(e) => errln!("warning: cannot show `{name}`: {e}"),
             }
-            Err(e) => eprintln!("warning: cannot show `{}`: {e}", spec.name),
         }
     }
 }
@@ -334,7 +332,7 @@ fn plan_cmd(file: &Path, params: &[String], opts: &PlanOptions, state_dir: &Path
         Err(e) => return core_error(&e),
     };
     if as_json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({"pipeline": pipeline.name, "file": file.display().to_string(), "stages": plan.stages})
@@ -344,12 +342,7 @@ fn plan_cmd(file: &Path, params: &[String], opts: &PlanOptions, state_dir: &Path
         return Outcome::Ok;
     }
     let runs = plan.stages.iter().filter(|s| s.action == Action::Run).count();
-    println!(
-        "plan for {} ({}): {runs} of {} stages to run",
-        pipeline.name,
-        file.display(),
-        plan.stages.len()
-    );
+    outln!("plan for {} ({}): {runs} of {} stages to run", pipeline.name, file.display(), plan.stages.len());
     let rows: Vec<Vec<String>> = plan
         .stages
         .iter()
@@ -368,7 +361,7 @@ fn plan_cmd(file: &Path, params: &[String], opts: &PlanOptions, state_dir: &Path
             ]
         })
         .collect();
-    print!("{}", table(&["stage", "kind", "action", "why", "cache key"], &rows));
+    out!("{}", table(&["stage", "kind", "action", "why", "cache key"], &rows));
     Outcome::Ok
 }
 
@@ -381,7 +374,7 @@ fn graph(file: &Path, format: GraphFormatArg) -> Outcome {
         GraphFormatArg::Mermaid => GraphFormat::Mermaid,
         GraphFormatArg::Dot => GraphFormat::Dot,
     };
-    print!("{}", render(&pipeline, format));
+    out!("{}", render(&pipeline, format));
     Outcome::Ok
 }
 
@@ -403,21 +396,21 @@ fn kinds(as_json: bool) -> Outcome {
                 })
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"kinds": kinds, "connectors": connectors}))
                 .unwrap_or_default()
         );
         return Outcome::Ok;
     }
-    println!("stage kinds:");
+    outln!("stage kinds:");
     let rows: Vec<Vec<String>> =
         registry.kinds().iter().map(|k| vec![k.name().to_string(), k.doc().to_string()]).collect();
-    print!("{}", table(&["kind", "what it does"], &rows));
-    println!("\nconnectors (collect):");
+    out!("{}", table(&["kind", "what it does"], &rows));
+    outln!("\nconnectors (collect):");
     let rows: Vec<Vec<String>> =
         registry.connectors().iter().map(|c| vec![c.name().to_string(), c.doc().to_string()]).collect();
-    print!("{}", table(&["connector", "what it reads"], &rows));
+    out!("{}", table(&["connector", "what it reads"], &rows));
     Outcome::Ok
 }
 
@@ -432,7 +425,7 @@ fn runs(state_dir: &Path, pipeline: Option<&str>, limit: usize, as_json: bool) -
         match store.load(&id) {
             Ok(r) if pipeline.is_none_or(|p| p == r.pipeline) => records.push(r),
             Ok(_) => {}
-            Err(e) => eprintln!("warning: {e}"),
+            Err(e) => errln!("warning: {e}"),
         }
         if records.len() >= limit {
             break;
@@ -447,11 +440,11 @@ fn runs(state_dir: &Path, pipeline: Option<&str>, limit: usize, as_json: bool) -
                 v
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
         return Outcome::Ok;
     }
     if records.is_empty() {
-        println!("no runs in {}", state_dir.display());
+        outln!("no runs in {}", state_dir.display());
         return Outcome::Ok;
     }
     let rows: Vec<Vec<String>> = records
@@ -469,7 +462,7 @@ fn runs(state_dir: &Path, pipeline: Option<&str>, limit: usize, as_json: bool) -
             ]
         })
         .collect();
-    print!("{}", table(&["run", "pipeline", "status", "started (UTC)", "time", "stages"], &rows));
+    out!("{}", table(&["run", "pipeline", "status", "started (UTC)", "time", "stages"], &rows));
     Outcome::Ok
 }
 
@@ -481,10 +474,10 @@ fn show(state_dir: &Path, query: &str, as_json: bool) -> Outcome {
     if as_json {
         let mut v = serde_json::to_value(&record).unwrap_or_default();
         v["status"] = json!(run_status_word(record.effective_status()));
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Outcome::Ok;
     }
-    println!(
+    outln!(
         "run {}  pipeline {} ({})  {}  started {}  took {}",
         record.run_id,
         record.pipeline,
@@ -494,15 +487,15 @@ fn show(state_dir: &Path, query: &str, as_json: bool) -> Outcome {
         record.duration_ms.map_or("-".into(), duration)
     );
     if record.params.as_object().is_some_and(|m| !m.is_empty()) {
-        println!("params: {}", record.params);
+        outln!("params: {}", record.params);
     }
     let (header, rows) = stage_rows(&record, true);
-    print!("{}", table(&header, &rows));
+    out!("{}", table(&header, &rows));
     for s in record.stages.iter().filter(|s| s.error.is_some()) {
-        println!("\nstage `{}` failed:\n{}", s.name, s.error.as_deref().unwrap_or_default());
+        outln!("\nstage `{}` failed:\n{}", s.name, s.error.as_deref().unwrap_or_default());
     }
     if record.effective_status() != RunStatus::Succeeded {
-        println!("\nresume with: {}", record.resume_command);
+        outln!("\nresume with: {}", record.resume_command);
     }
     Outcome::Ok
 }
@@ -511,7 +504,7 @@ fn gc_cmd(state_dir: &Path, keep_runs: usize, dry_run: bool, as_json: bool) -> O
     let lock = match StateLock::try_exclusive(state_dir) {
         Ok(Some(l)) => l,
         Ok(None) => {
-            eprintln!("a pipeline is running against {}; waiting for it to finish...", state_dir.display());
+            errln!("a pipeline is running against {}; waiting for it to finish...", state_dir.display());
             match StateLock::exclusive(state_dir) {
                 Ok(l) => l,
                 Err(e) => return core_error(&e),
@@ -524,11 +517,11 @@ fn gc_cmd(state_dir: &Path, keep_runs: usize, dry_run: bool, as_json: bool) -> O
         Err(e) => return core_error(&e),
     };
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
         return Outcome::Ok;
     }
     let verb = if dry_run { "would remove" } else { "removed" };
-    println!(
+    outln!(
         "{verb} {} artifact{}, {} run record{}, {} temp dir{}; {} {:.1} MB (kept {} artifacts)",
         report.artifacts_removed.len(),
         if report.artifacts_removed.len() == 1 { "" } else { "s" },

@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod console;
 mod huge_pages;
 mod logging;
 mod output;
@@ -29,14 +30,22 @@ pub enum Outcome {
 
 fn main() {
     huge_pages::opt_out(std::env::var_os(huge_pages::KEEP_VAR).as_deref());
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout (exit 0), usage errors to stderr (exit 2); a
+            // lost output is an error either way, unless its reader left.
+            let code = u8::try_from(e.exit_code()).unwrap_or(2);
+            exit(console::exit_code(code, e.print().err().as_ref()))
+        }
+    };
     logging::init(cli.verbose, cli.quiet, cli.log_format);
     let code = match commands::dispatch(cli) {
         Outcome::Ok => 0,
         Outcome::Failed => 1,
         Outcome::Invalid => 2,
     };
-    exit(code)
+    exit(console::finish(code))
 }
 
 /// Ends the process once everything of the command is dropped and its output flushed,
@@ -48,6 +57,7 @@ fn exit(code: u8) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     // SAFETY: `_exit` takes a plain integer and does not return; files are closed and
-    // renamed by now, and the streams above are flushed.
+    // renamed by now, and the streams above are flushed (`console::finish` reported a
+    // failure to flush stdout).
     unsafe { libc::_exit(i32::from(code)) }
 }

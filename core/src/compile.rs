@@ -95,7 +95,7 @@ pub const UNIVERSAL_STAGE_KEYS: &[KeySpec] = &[
         "show",
         KeyType::Any,
         None,
-        "Print the first N rows (`true` = 20) of this stage's output after `sluice run`.",
+        "Print the first N rows (`true` = 20) of this stage's output after `sluice run` (of each output, for a stage with only named outputs such as a split's `train` and `test`).",
     )
     .example("show = 10"),
 ];

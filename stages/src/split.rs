@@ -291,14 +291,15 @@ impl SplitConfig {
     fn check_folds(&self, assignment: &Assignment) -> Option<Issue> {
         let Method::KFold(k) = self.method else { return None };
         let train = assignment.test.iter().filter(|t| !**t).count();
-        (train > 0 && train < k).then(|| {
+        (!assignment.test.is_empty() && train < k).then(|| {
             Issue::new(
                 "folds",
                 format!("kfold needs at least {k} train rows for {k} folds; the input leaves {train}"),
             )
             .with_help(format!(
-                "{} input rows, {} held out by `test_fraction`: lower `folds` or `test_fraction`",
+                "the input has {} row{} and `test_fraction` holds out {}: lower `folds` or `test_fraction`",
                 assignment.test.len(),
+                if assignment.test.len() == 1 { "" } else { "s" },
                 assignment.test.len() - train
             ))
         })
@@ -796,10 +797,15 @@ mod tests {
         assert_eq!(issue.message, "kfold needs at least 5 train rows for 5 folds; the input leaves 3");
         assert_eq!(
             issue.help.as_deref(),
-            Some("4 input rows, 1 held out by `test_fraction`: lower `folds` or `test_fraction`")
+            Some("the input has 4 rows and `test_fraction` holds out 1: lower `folds` or `test_fraction`")
         );
         let (schema, batches) = data(8, 1, 0, &[]);
         assert!(c.check_folds(&assign(&c, &schema, &batches, 0).unwrap()).is_none(), "6 rows fill 5 folds");
+        // A holdout that takes every row leaves no train rows at all: refused too.
+        let all = cfg(json!({"method": "kfold", "folds": 2, "test_fraction": 0.9})).unwrap();
+        let (schema, batches) = data(1, 1, 0, &[]);
+        let issue = all.check_folds(&assign(&all, &schema, &batches, 0).unwrap()).expect("no train rows");
+        assert_eq!(issue.message, "kfold needs at least 2 train rows for 2 folds; the input leaves 0");
         let (schema, batches) = data(0, 1, 0, &[]);
         assert!(c.check_folds(&assign(&c, &schema, &batches, 0).unwrap()).is_none(), "empty stays empty");
     }

@@ -230,6 +230,29 @@ folds = 50
 }
 
 #[test]
+fn show_on_a_split_previews_train_and_test() {
+    let s = Scratch::new();
+    s.write("data/orders.csv", ORDERS);
+    let file = s.write(
+        "p.toml",
+        &orders_then(
+            "shown",
+            r#"[stages.halves]
+kind = "split"
+inputs = ["orders"]
+test_fraction = 0.5
+show = 2
+"#,
+        ),
+    );
+    let out = s.run(&["run", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("halves.train (first 2 of 4 rows):"), "{text}");
+    assert!(text.contains("halves.test (first 2 of 4 rows):"), "{text}");
+}
+
+#[test]
 fn the_online_retail_counts_per_operation() {
     let csv = std::env::var("SLUICE_RETAIL_CSV").unwrap_or_else(|_| {
         concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/online-retail/online_retail.csv").to_owned()

@@ -10,6 +10,7 @@ mod diagnostics;
 mod features;
 mod incremental;
 mod on_error;
+mod output;
 mod quickstart;
 mod resume;
 mod retail_rfm;
