@@ -29,7 +29,7 @@ use crate::clean::table::scalar_of;
 pub const SPLIT_KEYS: &[KeySpec] = &[
     KeySpec::optional("method", KeyType::String, Some("\"random\""), "How rows are divided: random, stratified, time, per-user or kfold.")
         .example("method = \"stratified\""),
-    KeySpec::optional("test_fraction", KeyType::Float, Some("0.2"), "Share of rows (per class, per user with holdout = \"fraction\") that go to `test`.")
+    KeySpec::optional("test_fraction", KeyType::Float, Some("0.2"), "Share of rows (per class, per user with holdout = \"fraction\") that go to `test`; above 0 and below 1 (kfold: 0 keeps every row for the folds).")
         .example("test_fraction = 0.25"),
     KeySpec::optional("stratify_by", KeyType::String, None, "stratified: the class column whose proportions both outputs keep.")
         .example("stratify_by = \"Country\""),
@@ -107,10 +107,14 @@ impl SplitConfig {
         let mut issues = Vec::new();
         let method = string_key(config, "method").unwrap_or_else(|| "random".into());
         let test_fraction = config.get("test_fraction").and_then(Value::as_f64).unwrap_or(0.2);
-        if !(test_fraction > 0.0 && test_fraction < 1.0) {
+        // kfold may keep every row for its folds (cross-validation without a holdout).
+        let lowest_ok = test_fraction > 0.0 || (test_fraction == 0.0 && method == "kfold");
+        if !(lowest_ok && test_fraction < 1.0) {
+            let range =
+                if method == "kfold" { "from 0 up to 1 (exclusive)" } else { "between 0 and 1 (exclusive)" };
             issues.push(Issue::new(
                 "test_fraction",
-                format!("`test_fraction` must be between 0 and 1 (exclusive), not {test_fraction}"),
+                format!("`test_fraction` must be {range}, not {test_fraction}"),
             ));
         }
         let require = |key: &str, issues: &mut Vec<Issue>| -> String {
@@ -819,6 +823,17 @@ mod tests {
             "method \"stratified\" needs `stratify_by`"
         );
         assert_eq!(cfg(json!({"test_fraction": 1.5})).unwrap_err()[0].key, "test_fraction");
+        assert_eq!(cfg(json!({"test_fraction": 0})).unwrap_err()[0].key, "test_fraction");
+        // kfold without a holdout: every row in a fold, `test` empty.
+        let c = cfg(json!({"method": "kfold", "folds": 3, "test_fraction": 0})).unwrap();
+        let (schema, batches) = data(9, 1, 0, &[]);
+        let a = assign(&c, &schema, &batches, 0).unwrap();
+        assert!(a.test.iter().all(|t| !t));
+        let mut sizes = [0; 3];
+        for f in a.fold.unwrap() {
+            sizes[f as usize] += 1;
+        }
+        assert_eq!(sizes, [3, 3, 3]);
         assert_eq!(cfg(json!({"folds": 3})).unwrap_err()[0].key, "folds");
         assert_eq!(cfg(json!({"method": "kfold", "folds": 1})).unwrap_err()[0].key, "folds");
         assert_eq!(
