@@ -19,10 +19,14 @@ use crate::cli::{Cli, Command, GraphFormatArg, RunArgs};
 use crate::console::{errln, out, outln};
 use crate::output::{duration, table, thousands};
 
+/// `-q`: diagnostics that are not errors stay unprinted.
+static QUIET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
 /// Runs the chosen subcommand.
 pub fn dispatch(cli: Cli) -> Outcome {
     let state_dir = resolve_state_dir(cli.state_dir.as_deref());
     let quiet = cli.quiet;
+    let _ = QUIET.set(quiet);
     match cli.command {
         Command::Validate { files, params, json, data } => validate(&files, &params, json, data, &state_dir),
         Command::Run(args) => run(&args, &state_dir, quiet, cli.state_dir.as_deref()),
@@ -39,8 +43,9 @@ pub fn dispatch(cli: Cli) -> Outcome {
 }
 
 fn print_diagnostics(diags: &[Diagnostic]) {
+    let quiet = QUIET.get().copied().unwrap_or(false);
     let mut err = std::io::stderr().lock();
-    for d in diags {
+    for d in diags.iter().filter(|d| d.is_error() || !quiet) {
         let _ = writeln!(err, "{}", d.render());
     }
 }
@@ -64,7 +69,9 @@ fn load(file: &Path, params: &[String], registry: &Registry) -> Result<Pipeline,
 }
 
 /// Loads a pipeline and prints its warnings; on failure prints diagnostics.
-fn load_or_report(file: &Path, params: &[String], registry: &Registry) -> Option<Pipeline> {
+/// [`load`], with the diagnostics on stderr; with `json`, an invalid file is also described
+/// on stdout (`status` "invalid" and the diagnostics), where a machine reads the output.
+fn load_or_report(file: &Path, params: &[String], registry: &Registry, json: bool) -> Option<Pipeline> {
     match load(file, params, registry) {
         Ok(p) => {
             print_diagnostics(&p.warnings);
@@ -72,6 +79,14 @@ fn load_or_report(file: &Path, params: &[String], registry: &Registry) -> Option
         }
         Err(diags) => {
             print_diagnostics(&diags);
+            if json {
+                let report = json!({
+                    "file": file.display().to_string(),
+                    "status": "invalid",
+                    "diagnostics": diags.iter().map(Diagnostic::to_json).collect::<Vec<_>>(),
+                });
+                outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            }
             let n = diags.iter().filter(|d| d.is_error()).count();
             errln!("{}: {n} error{} found; nothing was run", file.display(), if n == 1 { "" } else { "s" });
             None
@@ -153,7 +168,7 @@ fn resume_command(args: &RunArgs, state_flag: Option<&Path>) -> String {
 
 fn run(args: &RunArgs, state_dir: &Path, quiet: bool, state_flag: Option<&Path>) -> Outcome {
     let registry = sluice_stages::registry();
-    let Some(pipeline) = load_or_report(&args.file, &args.params, &registry) else {
+    let Some(pipeline) = load_or_report(&args.file, &args.params, &registry, args.json) else {
         return Outcome::Invalid;
     };
     let opts = PlanOptions {
@@ -324,7 +339,7 @@ fn preview(path: &Path, limit: usize) -> Result<(String, u64), String> {
 
 fn plan_cmd(file: &Path, params: &[String], opts: &PlanOptions, state_dir: &Path, as_json: bool) -> Outcome {
     let registry = sluice_stages::registry();
-    let Some(pipeline) = load_or_report(file, params, &registry) else {
+    let Some(pipeline) = load_or_report(file, params, &registry, as_json) else {
         return Outcome::Invalid;
     };
     let plan: Plan = match plan(&pipeline, &registry, state_dir, opts) {
@@ -367,7 +382,7 @@ fn plan_cmd(file: &Path, params: &[String], opts: &PlanOptions, state_dir: &Path
 
 fn graph(file: &Path, format: GraphFormatArg) -> Outcome {
     let registry = sluice_stages::registry();
-    let Some(pipeline) = load_or_report(file, &[], &registry) else {
+    let Some(pipeline) = load_or_report(file, &[], &registry, false) else {
         return Outcome::Invalid;
     };
     let format = match format {

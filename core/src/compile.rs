@@ -67,7 +67,7 @@ pub const PIPELINE_KEYS: &[KeySpec] = &[
         "schedule",
         KeyType::String,
         None,
-        "Cron expression (5 fields or @daily, ...) for `sluice scheduler`.",
+        "Cron expression (5 fields or @daily, ...), checked by `sluice validate`; no command runs schedules yet.",
     )
     .example("schedule = \"0 3 * * *\""),
     KeySpec::optional("timezone", KeyType::String, Some("\"UTC\""), "IANA timezone the schedule is read in.")

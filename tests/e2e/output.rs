@@ -61,3 +61,26 @@ fn output_lost_to_a_full_disk_fails_the_command_with_one_line() {
         assert!(stderr.contains("No space left on device"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn quiet_hides_warnings_and_json_runs_describe_an_invalid_file() {
+    let s = Scratch::new();
+    s.write("data/orders.csv", "Quantity\n1\n2\n");
+    let unused = s.write(
+        "unused.toml",
+        "[pipeline]\nname = \"unused\"\n\n[stages.orders]\nkind = \"collect\"\nconnector = \"csv\"\npath = \"data/orders.csv\"\n",
+    );
+    let loud = s.run(&["validate", unused.to_str().unwrap()]);
+    assert!(stderr(&loud).contains("warning[unused-stage]"), "{}", stderr(&loud));
+    let quiet = s.run(&["-q", "validate", unused.to_str().unwrap()]);
+    assert_eq!(quiet.status.code(), Some(0));
+    assert_eq!(stderr(&quiet), "", "-q prints errors only");
+
+    let broken =
+        s.write("broken.toml", "[pipeline]\nname = \"broken\"\n\n[stages.orders]\nkind = \"colect\"\n");
+    let out = s.run(&["run", broken.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON on stdout");
+    assert_eq!(report["status"], "invalid");
+    assert_eq!(report["diagnostics"][0]["severity"], "error", "{report:#}");
+}
