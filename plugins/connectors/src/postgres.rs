@@ -249,14 +249,16 @@ fn with_causes(e: &dyn std::error::Error) -> String {
     msg
 }
 
-/// The type modifier (`numeric(10, 2)`) of a result column that comes straight from a table.
+/// The type modifier (`numeric(10, 2)`) of a numeric result column, -1 when it has none.
+/// The server sends it with the column for table columns, casts and expressions
+/// (`x::numeric(12, 2)`); a domain over `numeric(p, s)` keeps its own in `pg_type`.
 fn type_modifier(client: &mut Client, col: &::postgres::Column) -> i32 {
-    let (Some(table), Some(attnum)) = (col.table_oid(), col.column_id()) else { return -1 };
+    let ty = col.type_();
+    if col.type_modifier() >= 0 || !matches!(ty.kind(), ::postgres::types::Kind::Domain(_)) {
+        return col.type_modifier();
+    }
     client
-        .query_opt(
-            "SELECT atttypmod FROM pg_attribute WHERE attrelid = $1 AND attnum = $2",
-            &[&table, &attnum],
-        )
+        .query_opt("SELECT typtypmod FROM pg_type WHERE oid = $1", &[&ty.oid()])
         .ok()
         .flatten()
         .and_then(|r| r.try_get::<_, i32>(0).ok())
@@ -285,8 +287,7 @@ fn describe(client: &mut Client, opts: &PgOptions) -> Result<(Vec<PgColumn>, Sch
     let mut columns = Vec::new();
     let mut fields = Vec::new();
     for col in stmt.columns() {
-        let typmod =
-            if *col.type_() == ::postgres::types::Type::NUMERIC { type_modifier(client, col) } else { -1 };
+        let typmod = if types::is_numeric(col.type_()) { type_modifier(client, col) } else { -1 };
         let Some((kind, ty)) = types::map_type(col.type_(), typmod) else {
             let how = match opts.source {
                 SqlSource::Query(_) => "cast it in the query",

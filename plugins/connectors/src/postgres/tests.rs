@@ -189,6 +189,28 @@ fn every_mapped_type_round_trips_and_is_null_when_null() {
 }
 
 #[test]
+fn numeric_casts_in_a_query_and_numeric_domains_read_as_exact_decimals() {
+    let Some(mut db) = TestDb::new("numcast") else { return };
+    db.exec(
+        "CREATE DOMAIN price AS numeric(6, 3);
+         CREATE TABLE n (raw numeric, p price);
+         INSERT INTO n VALUES (0.1234567890123456789, 12.345);",
+    );
+    let out = read(db.cfg(json!({
+        "query": "SELECT raw::numeric(30, 25) AS exact, (raw * 2)::numeric(12, 4) AS twice, p FROM {s}.n"
+    })))
+    .unwrap();
+    let types: Vec<DataType> =
+        out.batches[0].schema().fields().iter().map(|f| f.data_type().clone()).collect();
+    assert_eq!(
+        types,
+        [DataType::Decimal128(30, 25), DataType::Decimal128(12, 4), DataType::Decimal128(6, 3)]
+    );
+    let row: Vec<String> = table(&out)[0].iter().map(|v| v.clone().unwrap()).collect();
+    assert_eq!(row, ["0.1234567890123456789000000", "0.2469", "12.345"]);
+}
+
+#[test]
 fn an_unmappable_type_names_the_column_and_its_type() {
     let Some(mut db) = TestDb::new("unmappable") else { return };
     db.exec("CREATE TABLE shapes (id int4, spot point, span int4range);");

@@ -85,6 +85,14 @@ pub(crate) fn map_type(ty: &Type, typmod: i32) -> Option<(PgKind, DataType)> {
     })
 }
 
+/// Whether `ty` is `numeric`, or a domain over it: then its type modifier matters.
+pub(crate) fn is_numeric(ty: &Type) -> bool {
+    match ty.kind() {
+        Kind::Domain(base) => is_numeric(base),
+        _ => *ty == Type::NUMERIC,
+    }
+}
+
 /// (precision, scale) of a `numeric(p, s)` type modifier, when Arrow's Decimal128 holds it.
 fn numeric_typmod(typmod: i32) -> Option<(u8, i8)> {
     if typmod < 4 {
