@@ -111,12 +111,16 @@ fn rewrite_strings<O: OffsetSizeTrait>(
             (None, _) => out.append_null(),
             (Some(s), TextKind::Trim) => out.append_value(s.trim()),
             (Some(s), TextKind::Lowercase) if !s.chars().any(char::is_uppercase) => out.append_value(s),
-            (Some(s), TextKind::Lowercase) => {
+            (Some(s), TextKind::Lowercase) if s.is_ascii() => {
                 // One reused buffer: no allocation per row.
                 lowered.clear();
-                lowered.extend(s.chars().flat_map(char::to_lowercase));
+                lowered.push_str(s);
+                lowered.make_ascii_lowercase();
                 out.append_value(&lowered);
             }
+            // `str::to_lowercase` knows the rules a character alone cannot tell (a Greek
+            // capital sigma becomes ς at the end of a word).
+            (Some(s), TextKind::Lowercase) => out.append_value(s.to_lowercase()),
         }
     }
     out.finish()
@@ -155,6 +159,18 @@ mod tests {
     fn strings(a: &Applied) -> Vec<Option<String>> {
         let c = a.table.column(0).unwrap();
         c.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn lowercase_follows_word_final_rules() {
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)]));
+        let values = StringArray::from(vec![Some("ΣΊΣΥΦΟΣ ΟΔΟΣ"), Some("ÀB"), Some("AbC"), None]);
+        let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap();
+        let l = TextOp::parse("lowercase", &json!("s"), "lowercase")
+            .unwrap()
+            .apply(Table::from_input(schema, vec![b]));
+        let expected = [Some("σίσυφος οδος"), Some("àb"), Some("abc"), None];
+        assert_eq!(strings(&l.unwrap()), expected.map(|v| v.map(str::to_string)));
     }
 
     #[test]

@@ -81,7 +81,12 @@ impl<'a> At<'a> {
 
     /// "must be X" at this key.
     pub fn expected(&self, what: &str) -> Issue {
-        self.issue(format!("`{}` must be {what}, found {}", self.key, type_of(self.value)))
+        // A number of the right type but out of range is shown as itself ("found 0").
+        let found = match self.value {
+            Value::Number(n) => n.to_string(),
+            other => type_of(other).to_string(),
+        };
+        self.issue(format!("`{}` must be {what}, found {found}", self.key))
     }
 
     /// The value as a table.

@@ -117,6 +117,18 @@ impl Tfidf {
         let min_df =
             at.get("min_df").map(|m| DocFrequency::parse(&m)).transpose()?.unwrap_or(DocFrequency::Count(1));
         let max_df = at.get("max_df").map(|m| DocFrequency::parse(&m)).transpose()?;
+        // Bounds of one kind are compared now; a count against a fraction when the
+        // number of documents is known (`apply`).
+        if let (Some(m), Some(max)) = (at.get("max_df"), max_df) {
+            let crossed = match (min_df, max) {
+                (DocFrequency::Count(lo), DocFrequency::Count(hi)) => lo > hi,
+                (DocFrequency::Fraction(lo), DocFrequency::Fraction(hi)) => lo > hi,
+                _ => false,
+            };
+            if crossed {
+                return Err(m.issue("`max_df` is below `min_df`: no term could be kept"));
+            }
+        }
         let stop_words = match at.get("stop_words") {
             Some(w) => w.strings()?.iter().map(|s| s.to_lowercase()).collect(),
             None => Default::default(),
@@ -170,10 +182,14 @@ impl Tfidf {
         ])))
     }
 
+    /// The fewest and most documents a kept term may occur in, out of `docs`.
+    fn bounds(&self, docs: usize) -> (u64, u64) {
+        (self.min_df.documents(docs, true), self.max_df.map_or(u64::MAX, |m| m.documents(docs, false)))
+    }
+
     /// Term ids kept, ordered by term: document-frequency bounds, then `max_features`.
     fn vocabulary(&self, terms: &[String], df: &[u64], total: &[u64], docs: usize) -> Vec<usize> {
-        let low = self.min_df.documents(docs, true);
-        let high = self.max_df.map_or(u64::MAX, |m| m.documents(docs, false));
+        let (low, high) = self.bounds(docs);
         let mut vocab: Vec<usize> = (0..terms.len()).filter(|id| df[*id] >= low && df[*id] <= high).collect();
         if let Some(max) = self.max_features {
             vocab.sort_unstable_by(|a, b| total[*b].cmp(&total[*a]).then_with(|| terms[*a].cmp(&terms[*b])));
@@ -289,6 +305,16 @@ impl Transform for Tfidf {
                 df[*id] += 1;
                 total[*id] += u64::from(*n);
             }
+        }
+        let (low, high) = self.bounds(docs.len());
+        if low > high {
+            return Err(Failure::Config(Issue::new(
+                format!("{}.max_df", self.at),
+                format!(
+                    "`max_df` allows at most {high} of the {} documents and `min_df` at least {low}: no term could be kept",
+                    docs.len()
+                ),
+            )));
         }
         let vocab = self.vocabulary(&terms, &df, &total, docs.len());
         let rank: HashMap<usize, usize> = vocab.iter().enumerate().map(|(r, id)| (*id, r)).collect();
@@ -512,8 +538,23 @@ mod tests {
         assert_eq!(e.key, "tfidf.max_df");
         let e = bad(json!({ "column": "Description", "min_df": 0 }));
         assert_eq!(e.key, "tfidf.min_df");
+        assert!(e.message.ends_with("found 0"), "{}", e.message);
         let e = bad(json!({ "column": "Description", "prefix": "t_" }));
         assert_eq!(e.key, "tfidf.prefix");
+        // Crossed bounds keep no term: refused, at validation when both are of one kind.
+        let e = bad(json!({ "column": "Description", "min_df": 3, "max_df": 2 }));
+        assert_eq!(
+            (e.key.as_str(), e.message.as_str()),
+            ("tfidf.max_df", "`max_df` is below `min_df`: no term could be kept")
+        );
+        let e = bad(json!({ "column": "Description", "min_df": 0.6, "max_df": 0.5 }));
+        assert_eq!(e.key, "tfidf.max_df");
+        let v = json!({ "column": "Description", "min_df": 3, "max_df": 0.5 });
+        let Err(Failure::Config(e)) = Tfidf::parse(&At::new("tfidf", &v)).unwrap().apply(docs()) else {
+            panic!("a count above a fraction of the documents is refused when they are counted");
+        };
+        assert_eq!(e.key, "tfidf.max_df");
+        assert!(e.message.contains("at most 2 of the 4 documents and `min_df` at least 3"), "{}", e.message);
     }
 
     #[test]
