@@ -63,6 +63,13 @@ impl IncrementalRead {
         self.column = find_column(schema, name)
             .map_err(|m| StageError::Failed(format!("`incremental.column`: {m}")))?;
         let ty = schema.field(self.column).data_type().clone();
+        // Checked on the first run too: a watermark it could store but never compare
+        // against would fail every run after it.
+        if !holds_watermark(&ty) {
+            return Err(StageError::Failed(format!(
+                "`incremental.column`: column `{name}` is {ty}, which cannot hold a watermark; use a number, date, timestamp or string column"
+            )));
+        }
         if let Some(v) = &self.watermark.after {
             self.threshold = Some(from_json(v, &ty).map_err(|e| {
                 StageError::Failed(format!(
@@ -133,6 +140,25 @@ pub(crate) fn find_column(schema: &SchemaRef, name: &str) -> Result<usize, Strin
     })
 }
 
+/// Whether a column of type `ty` is ordered the way a watermark needs.
+fn holds_watermark(ty: &DataType) -> bool {
+    ty.is_integer()
+        || ty.is_floating()
+        || matches!(
+            ty,
+            DataType::Decimal32(..)
+                | DataType::Decimal64(..)
+                | DataType::Decimal128(..)
+                | DataType::Decimal256(..)
+                | DataType::Date32
+                | DataType::Date64
+                | DataType::Timestamp(..)
+                | DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+        )
+}
+
 /// A one-element array of type `ty` holding the JSON watermark.
 fn from_json(v: &Value, ty: &DataType) -> Result<ArrayRef, arrow::error::ArrowError> {
     let raw: ArrayRef = match v {
@@ -172,6 +198,14 @@ mod tests {
     use arrow::datatypes::TimeUnit;
 
     use super::*;
+
+    #[test]
+    fn only_ordered_columns_hold_a_watermark() {
+        assert!(holds_watermark(&DataType::Int32) && holds_watermark(&DataType::Decimal128(10, 2)));
+        assert!(holds_watermark(&DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))));
+        assert!(!holds_watermark(&DataType::Boolean));
+        assert!(!holds_watermark(&DataType::Binary));
+    }
 
     #[test]
     fn watermarks_round_trip_through_json_for_each_kind_of_column() {

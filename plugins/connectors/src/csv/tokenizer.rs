@@ -190,7 +190,8 @@ impl<'a> Cursor<'a> {
         loop {
             let mut fs = i;
             if d.trim {
-                while fs < len && (buf[fs] == b' ' || buf[fs] == b'\t') {
+                // Never past a delimiter: with `delimiter = "\t"` a tab ends the field.
+                while fs < len && (buf[fs] == b' ' || buf[fs] == b'\t') && buf[fs] != d.delimiter {
                     fs += 1;
                 }
             }
@@ -454,6 +455,17 @@ mod tests {
         assert_eq!(fields("a,b\r"), [["a", "b"]]);
         assert_eq!(fields("a,\n"), [["a", ""]]);
         assert_eq!(fields(""), Vec::<Vec<String>>::new());
+    }
+
+    #[test]
+    fn trim_keeps_empty_fields_between_tab_delimiters() {
+        let d = Dialect { delimiter: b'\t', trim: true, ..Dialect::default() };
+        let input = b"1\t x \t\t7\n";
+        let mut fb = FieldBuf::default();
+        let mut cur = Cursor::new(input, d, true);
+        assert!(matches!(cur.next_record(&mut fb), Step::Record(_)));
+        let fields: Vec<&[u8]> = fb.spans.iter().map(|s| fb.get(input, *s)).collect();
+        assert_eq!(fields, [&b"1"[..], b"x", b"", b"7"]);
     }
 
     #[test]
