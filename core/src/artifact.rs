@@ -482,7 +482,7 @@ impl OutputWriter {
             if prev.schema.fields() != schema.fields() {
                 return Err(StageError::Failed(format!(
                     "the data collected so far has columns {:?}, but the source now has {:?}; \
-                     run once without `incremental` to start over",
+                     run with `--force STAGE` to collect everything again",
                     prev.schema
                         .fields()
                         .iter()
