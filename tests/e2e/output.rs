@@ -5,16 +5,8 @@ use std::process::Stdio;
 
 use crate::util::*;
 
-const FAILING: &str = r#"
-[pipeline]
-name = "failing"
-
-[stages.orders]
-kind = "collect"
-connector = "csv"
-path = "data/orders.csv"
-
-[stages.bad]
+/// Its `bad` stage divides by zero.
+const FAILING_STAGE: &str = r#"[stages.bad]
 kind = "feature-extract"
 inputs = ["orders"]
 sql = "SELECT 1 / (Quantity - Quantity) AS boom FROM orders"
@@ -39,7 +31,7 @@ fn to_full_disk(s: &Scratch, args: &[&str]) -> (Option<i32>, String) {
 fn a_reader_that_leaves_early_is_not_an_error_and_keeps_the_runs_code() {
     let s = Scratch::new();
     s.write("data/orders.csv", "Quantity\n1\n2\n");
-    let file = s.write("failing.toml", FAILING);
+    let file = s.write("failing.toml", &orders_pipeline("failing", FAILING_STAGE));
     let (code, stderr) = with_reader_gone(&s, &["kinds"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -66,10 +58,7 @@ fn output_lost_to_a_full_disk_fails_the_command_with_one_line() {
 fn quiet_hides_warnings_and_json_runs_describe_an_invalid_file() {
     let s = Scratch::new();
     s.write("data/orders.csv", "Quantity\n1\n2\n");
-    let unused = s.write(
-        "unused.toml",
-        "[pipeline]\nname = \"unused\"\n\n[stages.orders]\nkind = \"collect\"\nconnector = \"csv\"\npath = \"data/orders.csv\"\n",
-    );
+    let unused = s.write("unused.toml", &orders_pipeline("unused", ""));
     let loud = s.run(&["validate", unused.to_str().unwrap()]);
     assert!(stderr(&loud).contains("warning[unused-stage]"), "{}", stderr(&loud));
     let quiet = s.run(&["-q", "validate", unused.to_str().unwrap()]);

@@ -118,7 +118,10 @@ fn sql_planning_error_at_run_time_points_at_the_line_inside_the_query() {
     s.write("data/orders.csv", "Quantity,Price\n1,2.5\n");
     let file = s.write(
         "p.toml",
-        "[pipeline]\nname = \"p\"\n\n[stages.orders]\nkind = \"collect\"\nconnector = \"csv\"\npath = \"data/orders.csv\"\n\n[stages.total]\nkind = \"feature-extract\"\ninputs = [\"orders\"]\nsql = \"\"\"\nSELECT Quantity,\n       Quantity * Prise AS amount\nFROM orders\n\"\"\"\n",
+        &orders_pipeline(
+            "p",
+            "[stages.total]\nkind = \"feature-extract\"\ninputs = [\"orders\"]\nsql = \"\"\"\nSELECT Quantity,\n       Quantity * Prise AS amount\nFROM orders\n\"\"\"\n",
+        ),
     );
     let out = s.run(&["run", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));

@@ -124,3 +124,10 @@ pub fn read_parquet(path: impl AsRef<Path>) -> Vec<arrow::record_batch::RecordBa
 pub fn parquet_table(path: impl AsRef<Path>) -> String {
     arrow::util::pretty::pretty_format_batches(&read_parquet(path)).unwrap().to_string()
 }
+
+/// A pipeline `name` whose first stage `orders` collects `data/orders.csv`, then `rest`.
+pub fn orders_pipeline(name: &str, rest: &str) -> String {
+    format!(
+        "[pipeline]\nname = \"{name}\"\n\n[stages.orders]\nkind = \"collect\"\nconnector = \"csv\"\npath = \"data/orders.csv\"\n\n{rest}"
+    )
+}
