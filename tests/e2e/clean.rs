@@ -55,9 +55,7 @@ test_fraction = 0.25
 
 /// A pipeline `name` that collects ORDERS (Quantity as text), followed by `rest`.
 fn orders_then(name: &str, rest: &str) -> String {
-    format!(
-        "[pipeline]\nname = \"{name}\"\n\n[stages.orders]\nkind = \"collect\"\nconnector = \"csv\"\npath = \"data/orders.csv\"\nschema = {{ Quantity = \"string\" }}\n\n{rest}"
-    )
+    orders_pipeline(name, &format!("schema = {{ Quantity = \"string\" }}\n\n{rest}"))
 }
 
 fn output(record: &serde_json::Value, stage: &str, name: &str) -> Vec<RecordBatch> {
