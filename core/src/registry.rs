@@ -151,6 +151,14 @@ pub trait StageKind: Send + Sync {
         false
     }
 
+    /// Problems in a source's schema as recorded by the last run or read by `validate
+    /// --data`: config that names the source's columns (an incremental collect's watermark
+    /// column) is checked against what the source really has.
+    fn check_source_schema(&self, stage: &StageSpec, output: &str, schema: &SchemaRef) -> Vec<Issue> {
+        let _ = (stage, output, schema);
+        Vec::new()
+    }
+
     /// Reads just enough of the stage's source to know the schema of `output`, for
     /// `sluice validate --data`. Kinds that read no external source return `Ok(None)`.
     fn probe_schema(

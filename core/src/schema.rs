@@ -129,7 +129,16 @@ pub fn derive_pipeline(
             let schema = match schema {
                 Some(s) if !(spec.inputs.is_empty() && sources.reads_sources()) => Some(s),
                 declared if spec.inputs.is_empty() => match sources.schema(spec, &output) {
-                    Ok(s) => s.or(declared),
+                    Ok(Some(s)) => {
+                        for issue in kind.check_source_schema(spec, &output, &s) {
+                            // A declared schema already reported the same problem.
+                            if !derived.issues.contains(&issue) {
+                                diags.push(schema_diagnostic(spec, &issue));
+                            }
+                        }
+                        Some(s)
+                    }
+                    Ok(None) => declared,
                     Err(e) => {
                         diags.push(source_diagnostic(p, spec, &e));
                         // Downstream stages are still checked against what was declared.

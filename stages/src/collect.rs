@@ -235,14 +235,23 @@ impl StageKind for CollectKind {
         let cfg = connector_config(&stage.config);
         let req = request(stage, &cfg);
         if let Some(schema) = conn.declared_schema(&req) {
-            if let Some(col) = incremental_column(&stage.config)
-                && let Err(missing) = crate::incremental::find_column(&schema, col)
-            {
-                d.issue(Issue::new("incremental.column", missing));
+            for issue in self.check_source_schema(stage, DEFAULT_OUTPUT, &schema) {
+                d.issue(issue);
             }
             d.set(DEFAULT_OUTPUT, Some(schema));
         }
         d
+    }
+
+    fn check_source_schema(&self, stage: &StageSpec, output: &str, schema: &SchemaRef) -> Vec<Issue> {
+        match incremental_column(&stage.config) {
+            Some(col) if output == DEFAULT_OUTPUT => crate::incremental::check_column(schema, col)
+                .err()
+                .map(|m| Issue::new("incremental.column", m))
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     fn probe_schema(
@@ -263,12 +272,8 @@ impl StageKind for CollectKind {
         if let Some(batch) = reader.next_batch() {
             batch?;
         }
-        let schema = reader.schema();
-        if let Some(col) = incremental_column(&stage.config) {
-            crate::incremental::find_column(&schema, col)
-                .map_err(|m| StageError::Failed(format!("`incremental.column`: {m}")))?;
-        }
-        Ok(Some(schema))
+        // The incremental column is checked against this schema by `check_source_schema`.
+        Ok(Some(reader.schema()))
     }
 }
 

@@ -60,16 +60,9 @@ impl IncrementalRead {
     /// Finds the column in the source's schema and converts the watermark to its type.
     pub(crate) fn bind(&mut self, schema: &SchemaRef) -> Result<(), StageError> {
         let name = &self.watermark.column;
-        self.column = find_column(schema, name)
+        self.column = check_column(schema, name)
             .map_err(|m| StageError::Failed(format!("`incremental.column`: {m}")))?;
         let ty = schema.field(self.column).data_type().clone();
-        // Checked on the first run too: a watermark it could store but never compare
-        // against would fail every run after it.
-        if !holds_watermark(&ty) {
-            return Err(StageError::Failed(format!(
-                "`incremental.column`: column `{name}` is {ty}, which cannot hold a watermark; use a number, date, timestamp or string column"
-            )));
-        }
         if let Some(v) = &self.watermark.after {
             self.threshold = Some(from_json(v, &ty).map_err(|e| {
                 StageError::Failed(format!(
@@ -131,13 +124,28 @@ impl IncrementalRead {
 }
 
 /// The index of the watermark column, or a message naming it with "did you mean".
-pub(crate) fn find_column(schema: &SchemaRef, name: &str) -> Result<usize, String> {
+fn find_column(schema: &SchemaRef, name: &str) -> Result<usize, String> {
     schema.index_of(name).map_err(|_| {
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         let hint = sluice_core::diagnostic::suggestion(name, names.iter().copied())
             .unwrap_or_else(|| format!("columns: {}", names.join(", ")));
         format!("the source has no column `{name}`. {hint}")
     })
+}
+
+/// The index of the watermark column when it exists and can hold a watermark. Checked on
+/// the first run too: a watermark it could store but never compare against would fail
+/// every run after it.
+pub(crate) fn check_column(schema: &SchemaRef, name: &str) -> Result<usize, String> {
+    let i = find_column(schema, name)?;
+    let ty = schema.field(i).data_type();
+    if holds_watermark(ty) {
+        Ok(i)
+    } else {
+        Err(format!(
+            "column `{name}` is {ty}, which cannot hold a watermark; use a number, date, timestamp or string column"
+        ))
+    }
 }
 
 /// Whether a column of type `ty` is ordered the way a watermark needs.

@@ -98,6 +98,8 @@ fn an_unknown_watermark_column_is_named() {
     let err = stderr(&out);
     assert!(err.contains("no column `InvoiceDat`"), "{err}");
     assert!(err.contains("InvoiceDate"), "did you mean: {err}");
+    // At the key, not at the stage header.
+    assert!(err.contains("bad.toml:8:"), "{err}");
     // Without --data nothing is read, so nothing is known yet: valid.
     let out = s.run(&["validate", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -105,6 +107,31 @@ fn an_unknown_watermark_column_is_named() {
     let out = s.run(&["run", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no column `InvoiceDat`"), "{}", stderr(&out));
+}
+
+#[test]
+fn validate_checks_the_watermark_column_against_the_last_runs_schema() {
+    let s = Scratch::new();
+    s.write("data/orders.csv", &format!("{HEADER}1,2011-01-01 10:00:00,10\n"));
+    let file = pipeline(&s);
+    let out = s.run(&["run", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The column is then renamed in the file only: the recorded schema knows better.
+    let text =
+        std::fs::read_to_string(&file).unwrap().replace("column = \"InvoiceDate\"", "column = \"Invoice\"");
+    std::fs::write(&file, text).unwrap();
+    let out = s.run(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("no column `Invoice`"), "{err}");
+    assert!(err.contains("inc.toml:8:"), "{err}");
+    // A column that exists but cannot order rows is refused before any run too.
+    let text = std::fs::read_to_string(&file).unwrap().replace("column = \"Invoice\"", "column = \"Flag\"");
+    std::fs::write(&file, text).unwrap();
+    s.write("data/orders.csv", "InvoiceNo,InvoiceDate,Amount,Flag\n1,2011-01-01 10:00:00,10,true\n");
+    let out = s.run(&["validate", "--data", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("cannot hold a watermark"), "{}", stderr(&out));
 }
 
 #[test]
