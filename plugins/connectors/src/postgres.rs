@@ -120,7 +120,16 @@ impl PgOptions {
                         )),
                 })
                 .ok()?;
-            let config = Config::from_str(&params.rest).map_err(|e| is.push(invalid(&e.to_string()))).ok()?;
+            let config = Config::from_str(&params.rest)
+                .map_err(|e| {
+                    // The reason (an unknown option, a bad port) is the error's source.
+                    let why = match std::error::Error::source(&e) {
+                        Some(cause) => format!("{e}: {cause}"),
+                        None => e.to_string(),
+                    };
+                    is.push(invalid(&why))
+                })
+                .ok()?;
             let redact = Redactor::new(c, config.get_password());
             let tls = TlsSettings::new(params.sslmode.as_deref(), params.sslrootcert.as_deref(), base_dir)
                 .map_err(|i| {

@@ -682,6 +682,11 @@ fn tls_parameters_are_checked_without_a_server_and_errors_name_the_problem() {
     assert_eq!(message, "has sslrootcert=system with sslmode=verify-ca");
     let (message, _) = issue(format!("{kv} sslkey=me.key"));
     assert_eq!(message, "has `sslkey`, but client certificates are not supported");
+    // An unknown parameter is named, in both forms.
+    for conn in [format!("{url}?aplication_name=x"), format!("{kv} aplication_name=x")] {
+        let (message, _) = issue(conn);
+        assert!(message.contains("aplication_name"), "{message}");
+    }
     let (message, _) = issue(format!("{kv} sslmode='require"));
     assert!(
         message.starts_with("is not a valid PostgreSQL connection string: the quoted value"),
