@@ -213,6 +213,8 @@ struct Numeric {
     negative: bool,
     special: Option<&'static str>,
     weight: i16,
+    /// Digits after the decimal point in the value's text form.
+    dscale: u16,
     digits: Vec<u16>,
 }
 
@@ -222,6 +224,7 @@ impl Numeric {
         let ndigits = word(0)? as usize;
         let weight = word(1)? as i16;
         let sign = word(2)?;
+        let dscale = word(3)?;
         let digits = (0..ndigits).map(|i| word(4 + i).filter(|d| *d < 10_000)).collect::<Option<Vec<_>>>()?;
         let special = match sign {
             0x0000 | 0x4000 => None,
@@ -230,7 +233,7 @@ impl Numeric {
             0xF000 => Some("-Infinity"),
             _ => return None,
         };
-        Some(Numeric { negative: sign == 0x4000, special, weight, digits })
+        Some(Numeric { negative: sign == 0x4000, special, weight, dscale, digits })
     }
 
     /// Power of ten of the last digit's units.
@@ -294,8 +297,37 @@ impl std::fmt::Display for Numeric {
         if let Some(s) = self.special {
             return f.write_str(s);
         }
-        write!(f, "{}e{}", self.mantissa(), self.exponent())
+        // As PostgreSQL prints it: plain digits with `dscale` of them after the point.
+        let mut units: String = self.digits.iter().map(|d| format!("{d:04}")).collect();
+        let exponent = self.exponent();
+        let mut frac = 0u32;
+        if exponent >= 0 {
+            units.push_str(&"0".repeat(exponent as usize));
+        } else {
+            frac = exponent.unsigned_abs();
+        }
+        // The wire form drops trailing zero groups; `dscale` says how many the text has.
+        while frac < u32::from(self.dscale) {
+            units.push('0');
+            frac += 1;
+        }
+        while frac > u32::from(self.dscale) && units.ends_with('0') {
+            units.pop();
+            frac -= 1;
+        }
+        f.write_str(&plain_decimal(self.negative, &units, frac))
     }
+}
+
+/// `units` (unsigned decimal digits) divided by 10^`frac`, written out without an exponent:
+/// `("1500", 2)` is `15.00`.
+fn plain_decimal(negative: bool, units: &str, frac: u32) -> String {
+    let frac = frac as usize;
+    let units = units.trim_start_matches('0');
+    let padded = format!("{}{units}", "0".repeat((frac + 1).saturating_sub(units.len())));
+    let (int, fraction) = padded.split_at(padded.len() - frac);
+    let sign = if negative && padded.bytes().any(|b| b != b'0') { "-" } else { "" };
+    if frac == 0 { format!("{sign}{int}") } else { format!("{sign}{int}.{fraction}") }
 }
 
 /// Text of a cell for the raw column of a quarantined row.
@@ -314,10 +346,10 @@ pub(crate) fn cell_text(cell: &Cell<'_>, ty: &DataType) -> serde_json::Value {
         Cell::Micros(t) => Value::from(values::format_timestamp(*t)),
         Cell::Decimal(v) => {
             let scale = match ty {
-                DataType::Decimal128(_, s) => i32::from(*s),
+                DataType::Decimal128(_, s) => u32::try_from(*s).unwrap_or(0),
                 _ => 0,
             };
-            Value::from(format!("{v}e-{scale}"))
+            Value::from(plain_decimal(*v < 0, &v.unsigned_abs().to_string(), scale))
         }
     }
 }
@@ -359,6 +391,24 @@ mod tests {
         // 10^8 does not fit decimal(8, 0)
         assert!(decode(PgKind::Decimal { precision: 8, scale: 0 }, &numeric(2, 0, 0, &[1])).is_err());
         assert!(decode(dec, &[0, 1]).is_err());
+    }
+
+    #[test]
+    fn numerics_print_as_postgresql_does() {
+        let text = |weight, sign, dscale, digits: &[u16]| {
+            Numeric::parse(&numeric(weight, sign, dscale, digits)).unwrap().to_string()
+        };
+        assert_eq!(text(0, 0, 1, &[1234, 5000]), "1234.5");
+        assert_eq!(text(-1, 0x4000, 4, &[1]), "-0.0001");
+        assert_eq!(text(1, 0, 0, &[2]), "20000");
+        assert_eq!(text(0, 0, 3, &[7]), "7.000");
+        assert_eq!(text(0, 0, 0, &[]), "0");
+        assert_eq!(text(0, 0, 2, &[]), "0.00");
+        assert_eq!(text(0, 0xD000, 0, &[]), "Infinity");
+        let dec = DataType::Decimal128(20, 10);
+        assert_eq!(cell_text(&Cell::Decimal(15_000_000_000), &dec), serde_json::json!("1.5000000000"));
+        assert_eq!(cell_text(&Cell::Decimal(-5), &dec), serde_json::json!("-0.0000000005"));
+        assert_eq!(cell_text(&Cell::Decimal(42), &DataType::Decimal128(5, 0)), serde_json::json!("42"));
     }
 
     #[test]
