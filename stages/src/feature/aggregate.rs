@@ -183,6 +183,16 @@ impl GroupBy {
                 Func::CountDistinct => format!("COUNT(DISTINCT {c})"),
                 Func::Sum => format!("SUM({c})"),
                 Func::Mean => format!("AVG({c})"),
+                // NaN skipped, as pandas does and the native path: the engine's grouped
+                // MIN/MAX of floats is order-dependent once a NaN is among the values
+                // (apache/datafusion#24432), so they see numbers only, and a group of
+                // only NaN gets its NaN from the second, NaN-only, aggregate.
+                Func::Min | Func::Max if float => {
+                    let f = if a.func == Func::Min { "MIN" } else { "MAX" };
+                    format!(
+                        "COALESCE({f}(CASE WHEN isnan({c}) THEN NULL ELSE {c} END), {f}(CASE WHEN isnan({c}) THEN {c} END))"
+                    )
+                }
                 Func::Min => format!("MIN({c})"),
                 Func::Max | Func::Recency => format!("MAX({c})"),
                 // Rows with a null `order_by` come last either way; input position breaks ties.
@@ -678,6 +688,10 @@ mod tests {
             "max_s": { "max": "s" },
             "min_t": { "min": "t" },
             "max_u": { "max": "u" },
+            "min_x": { "min": "x" },
+            "max_x": { "max": "x" },
+            "min_z": { "min": "z" },
+            "max_z": { "max": "z" },
             "days": { "recency": "t", "reference": "max" },
         })
     }
@@ -721,12 +735,12 @@ mod tests {
         assert!(g.native(&t).unwrap().is_none(), "distinct floats go to the query");
         let out = g.apply(t).unwrap().table;
         assert_eq!(i64s(&out, "d"), vec![Some(2), Some(1), Some(1)]);
-        // The query's MAX skips NaN: float extremes go there.
+        // Float extremes skip NaN on both paths.
         let g = group_by(json!(["k"]), json!({ "hi": { "max": "x" }, "lo": { "min": "x" } }));
         let t = mixed();
-        assert!(g.native(&t).unwrap().is_none());
-        let out = g.apply(t.clone()).unwrap().table;
-        assert_eq!(f64s(&out, "hi")[4], Some(0.2), "the NULL-key group holds NaN, 0.2 and -inf");
+        let (native, query) = both(&g, &t);
+        assert_same(&native, &query);
+        assert_eq!(f64s(&native, "hi")[4], Some(0.2), "the NULL-key group holds NaN, 0.2 and -inf");
         // And it puts -0.0 and 0.0 in one group: float keys go there too.
         let g = group_by(json!(["x"]), json!({ "n": { "count": "*" } }));
         assert!(g.native(&t).unwrap().is_none());
@@ -734,6 +748,45 @@ mod tests {
         // count_distinct agrees with the groups: -0.0 and 0.0 are one value, NaN another.
         let g = group_by(json!([]), json!({ "d": { "count_distinct": "x" } }));
         assert_eq!(i64s(&g.apply(t).unwrap().table, "d"), vec![Some(7)]);
+    }
+
+    #[test]
+    fn float_min_and_max_skip_nan_and_a_group_of_only_nan_gives_nan() {
+        let t = batch(vec![
+            ("g", Arc::new(arrow::array::Int64Array::from(vec![1, 1, 1, 1, 2, 2, 3]))),
+            (
+                "x",
+                Arc::new(Float64Array::from(vec![
+                    Some(1.0),
+                    Some(2.0),
+                    Some(f64::NAN),
+                    Some(0.5),
+                    Some(f64::NAN),
+                    None,
+                    None,
+                ])),
+            ),
+            ("o", Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3, 4, 5, 6, 7]))),
+        ]);
+        let aggs = json!({ "mn": { "min": "x" }, "mx": { "max": "x" } });
+        let g = group_by(json!(["g"]), aggs);
+        let (native, query) = both(&g, &t);
+        // pandas: df.groupby("g").x.agg(["min", "max"]) → (0.5, 2.0), (NaN, NaN), (NaN, NaN)
+        for out in [&native, &query] {
+            let (mn, mx) = (f64s(out, "mn"), f64s(out, "mx"));
+            assert_eq!((mn[0], mx[0]), (Some(0.5), Some(2.0)), "group 1 was max 0.5 before");
+            assert!(mn[1].unwrap().is_nan() && mx[1].unwrap().is_nan(), "{mn:?} {mx:?}");
+            assert_eq!((mn[2], mx[2]), (None, None), "no value at all stays NULL");
+        }
+        // Next to `last` the whole aggregation runs as the query: the same answer.
+        let g = group_by(
+            json!(["g"]),
+            json!({ "mn": { "min": "x" }, "mx": { "max": "x" }, "l": { "last": "x", "order_by": "o" } }),
+        );
+        assert!(g.native(&t).unwrap().is_none());
+        let out = g.apply(t).unwrap().table;
+        assert_eq!((f64s(&out, "mn")[0], f64s(&out, "mx")[0]), (Some(0.5), Some(2.0)));
+        assert!(f64s(&out, "mx")[1].unwrap().is_nan());
     }
 
     #[test]

@@ -3,8 +3,11 @@
 //! max). For the retail RFM input (400 k rows) planning and running the equivalent DataFusion
 //! query cost several times the work itself; shapes not covered here (first/last, decimal
 //! sums and means, distinct counts of floats, nested or dictionary keys) still go through the
-//! query, as do float keys and min/max of floats (the query merges -0.0 with 0.0 and skips
-//! NaN), and tests hold both paths to the same output.
+//! query, as do float keys (the query merges -0.0 with 0.0), and tests hold both paths to
+//! the same output. Min/max of floats skip NaN, as pandas and polars do (a group of only
+//! NaN gives NaN): here by [`FloatExtreme`], in the query by its NaN-free rewrite
+//! (DataFusion's own grouped MIN/MAX of floats is order-dependent once a NaN is among the
+//! values).
 //!
 //! The output matches the query's: the same schema, groups sorted by their keys ascending
 //! with NULLs last, a group whose values are all NULL giving NULL (0 for counts), and with
@@ -23,10 +26,10 @@ use arrow::compute::{SortColumn, SortOptions, cast, interleave, lexsort_to_indic
 use arrow::datatypes::ArrowNativeType;
 use arrow::datatypes::{
     DataType, Date32Type, Date64Type, DurationMicrosecondType, DurationMillisecondType,
-    DurationNanosecondType, DurationSecondType, Field, Float64Type, Int8Type, Int16Type, Int32Type,
-    Int64Type, Schema, Time32MillisecondType, Time32SecondType, Time64MicrosecondType, Time64NanosecondType,
-    TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    DurationNanosecondType, DurationSecondType, Field, Float32Type, Float64Type, Int8Type, Int16Type,
+    Int32Type, Int64Type, Schema, Time32MillisecondType, Time32SecondType, Time64MicrosecondType,
+    Time64NanosecondType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow::error::ArrowError;
 use arrow::row::{RowConverter, Rows, SortField};
@@ -322,7 +325,8 @@ fn extreme(ty: &DataType, column: usize, max: bool) -> Option<Box<dyn Fold>> {
         DataType::UInt16 => of::<UInt16Type>(column, max, ty),
         DataType::UInt32 => of::<UInt32Type>(column, max, ty),
         DataType::UInt64 => of::<UInt64Type>(column, max, ty),
-        // Floats are left to the query: its MIN/MAX skip NaN rather than order it.
+        DataType::Float32 => Some(Box::new(FloatExtreme::<Float32Type>::new(column, max))),
+        DataType::Float64 => Some(Box::new(FloatExtreme::<Float64Type>::new(column, max))),
         DataType::Date32 => of::<Date32Type>(column, max, ty),
         DataType::Date64 => of::<Date64Type>(column, max, ty),
         DataType::Timestamp(TimeUnit::Second, _) => of::<TimestampSecondType>(column, max, ty),
@@ -643,6 +647,74 @@ impl<T: ArrowPrimitiveType> Fold for Extreme<T> {
         let array =
             PrimitiveArray::<T>::new(values.into(), validity(&self.seen, order)).with_data_type(self.ty);
         Ok(Arc::new(array))
+    }
+}
+
+/// Min or max of a float column, skipping NaN: a group with values but none other than
+/// NaN gives NaN, one without values NULL. Among numbers -0.0 is below 0.0, as the query
+/// orders them.
+struct FloatExtreme<T: ArrowPrimitiveType> {
+    column: usize,
+    max: bool,
+    best: Vec<T::Native>,
+    /// Per group: 0 no value yet, 1 only NaN so far, 2 a number.
+    state: Vec<u8>,
+}
+
+impl<T: ArrowPrimitiveType> FloatExtreme<T> {
+    fn new(column: usize, max: bool) -> Self {
+        FloatExtreme { column, max, best: Vec::new(), state: Vec::new() }
+    }
+}
+
+/// The float native types.
+trait Nan {
+    fn nan(self) -> bool;
+}
+
+impl Nan for f32 {
+    fn nan(self) -> bool {
+        self.is_nan()
+    }
+}
+
+impl Nan for f64 {
+    fn nan(self) -> bool {
+        self.is_nan()
+    }
+}
+
+impl<T: ArrowPrimitiveType> Fold for FloatExtreme<T>
+where
+    T::Native: Nan,
+{
+    fn update(&mut self, batch: &RecordBatch, gids: &[u32], groups: usize) -> Result<(), ArrowError> {
+        self.best.resize(groups, T::Native::default());
+        self.state.resize(groups, 0);
+        let array = batch.column(self.column);
+        let v = array.as_primitive::<T>().values();
+        let (best, state, max) = (&mut self.best, &mut self.state, self.max);
+        each_valid(array.as_ref(), gids, |row, g| {
+            let x = v[row];
+            if x.nan() {
+                if state[g] == 0 {
+                    best[g] = x;
+                    state[g] = 1;
+                }
+            } else if state[g] < 2 || (if max { x.is_gt(best[g]) } else { x.is_lt(best[g]) }) {
+                best[g] = x;
+                state[g] = 2;
+            }
+        });
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>, order: &[u32], groups: usize) -> Result<ArrayRef, ArrowError> {
+        self.best.resize(groups, T::Native::default());
+        self.state.resize(groups, 0);
+        let seen: Vec<bool> = self.state.iter().map(|&s| s > 0).collect();
+        let values: Vec<T::Native> = order.iter().map(|&g| self.best[g as usize]).collect();
+        Ok(Arc::new(PrimitiveArray::<T>::new(values.into(), validity(&seen, order))))
     }
 }
 
