@@ -1,7 +1,10 @@
 //! `scale = { UnitPrice = "standard" | "minmax" }`: rescales numeric columns in place to
 //! float64, with statistics fitted on this stage's input (nulls and NaN ignored, and kept).
 //! `standard` is (x − mean) / population standard deviation; `minmax` is
-//! (x − min) / (max − min). A constant column scales to 0.
+//! (x − min) / (max − min). A constant column scales to 0 (for `standard`, one whose
+//! variance is within rounding of 0, by scikit-learn's rule). An infinite value is kept in
+//! the statistics, as pandas keeps it: they are no longer finite and the column is scaled
+//! with IEEE arithmetic, which gives NaN where pandas gives NaN rather than a made-up 0.
 
 use std::sync::Arc;
 
@@ -28,11 +31,32 @@ pub(crate) struct Scale {
     columns: Vec<(String, String, Method)>,
 }
 
-/// `x ↦ (x − offset) / divisor`.
+/// `x ↦ (x − offset) / divisor`; every non-NaN value ↦ 0 when `constant`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Fitted {
     offset: f64,
     divisor: f64,
+    constant: bool,
+}
+
+impl Fitted {
+    fn apply(self, v: f64) -> f64 {
+        if v.is_nan() {
+            v
+        } else if self.constant {
+            0.0
+        } else {
+            (v - self.offset) / self.divisor
+        }
+    }
+}
+
+/// scikit-learn's test for a constant feature (`_is_constant_feature`): a variance no larger
+/// than the rounding error of computing it, so 0.1 three times (variance ~1e-35, not 0)
+/// scales to 0 rather than to ±1.
+fn is_constant(var: f64, mean: f64, n: u64) -> bool {
+    let (n, eps) = (n as f64, f64::EPSILON);
+    var <= n * eps * var + (n * mean * eps).powi(2)
 }
 
 fn floats(a: &dyn Array) -> Result<Float64Array, Failure> {
@@ -55,10 +79,12 @@ fn fit(method: Method, arrays: &[Arc<dyn Array>]) -> Result<Fitted, Failure> {
         columns.push(f);
     }
     if n == 0 {
-        return Ok(Fitted { offset: 0.0, divisor: 1.0 });
+        return Ok(Fitted { offset: 0.0, divisor: 1.0, constant: false });
     }
     let fitted = match method {
-        Method::MinMax => Fitted { offset: min, divisor: max - min },
+        // `max == min` only for a constant column; an infinite end makes the range
+        // infinite or NaN, and the arithmetic then gives 0 or NaN as pandas' does.
+        Method::MinMax => Fitted { offset: min, divisor: max - min, constant: max == min },
         Method::Standard => {
             // Two passes: the mean first, then squared deviations, which stays accurate
             // where the one-pass formula cancels catastrophically.
@@ -69,7 +95,10 @@ fn fit(method: Method, arrays: &[Arc<dyn Array>]) -> Result<Fitted, Failure> {
                 .map(|v| (v - mean) * (v - mean))
                 .sum::<f64>()
                 / n as f64;
-            Fitted { offset: mean, divisor: var.sqrt() }
+            // With an infinity the mean is ±inf or NaN and the variance NaN: not constant,
+            // and every value comes out NaN, as pandas' (x - x.mean()) / x.std(ddof=0).
+            let constant = mean.is_finite() && var.is_finite() && is_constant(var, mean, n);
+            Fitted { offset: mean, divisor: var.sqrt(), constant }
         }
     };
     Ok(fitted)
@@ -131,14 +160,7 @@ impl Transform for Scale {
             let mut columns = b.columns().to_vec();
             for (index, fitted) in &plan {
                 let f = floats(b.column(*index).as_ref())?;
-                let scaled: Float64Array = f
-                    .iter()
-                    .map(|v| {
-                        v.map(
-                            |v| if fitted.divisor > 0.0 { (v - fitted.offset) / fitted.divisor } else { 0.0 },
-                        )
-                    })
-                    .collect();
+                let scaled: Float64Array = f.iter().map(|v| v.map(|v| fitted.apply(v))).collect();
                 columns[*index] = Arc::new(scaled);
             }
             Ok(columns)
@@ -169,6 +191,41 @@ mod tests {
         assert_eq!(f64s(&out, "a"), vec![Some(-2.0 / sd), Some(0.0), None, Some(2.0 / sd)]);
         assert_eq!(f64s(&out, "b"), vec![Some(0.0), Some(0.5), Some(1.0), None]);
         assert_eq!(f64s(&out, "c"), vec![Some(0.0); 4]);
+    }
+
+    #[test]
+    fn a_constant_column_is_0_even_when_its_variance_is_rounding_error() {
+        // The mean of 0.1 three times is 0.10000000000000002: each deviation is -1.4e-17,
+        // and dividing by their RMS gave -1.0 for every row.
+        let t = batch(vec![
+            ("x", Arc::new(Float64Array::from(vec![Some(0.1), Some(0.1), None, Some(0.1), Some(f64::NAN)]))),
+            ("y", Arc::new(Float64Array::from(vec![0.3; 5]))),
+        ]);
+        let v = json!({ "x": "standard", "y": "minmax" });
+        let out = Scale::parse(&At::new("scale", &v)).unwrap().apply(t).unwrap().table;
+        let x = f64s(&out, "x");
+        assert_eq!(x[..4], [Some(0.0), Some(0.0), None, Some(0.0)]);
+        assert!(x[4].unwrap().is_nan(), "NaN stays NaN");
+        assert_eq!(f64s(&out, "y"), vec![Some(0.0); 5]);
+        // A small but real spread is not constant.
+        assert!(!is_constant(0.25, 1.0, 3));
+        assert!(!is_constant(1e-20, 0.0, 3), "a tiny spread around 0 is a spread");
+    }
+
+    #[test]
+    fn an_infinite_value_gives_nan_as_pandas_does_not_zeros() {
+        let t = batch(vec![
+            ("s", Arc::new(Float64Array::from(vec![1.0, 2.0, f64::INFINITY]))),
+            ("m", Arc::new(Float64Array::from(vec![1.0, 2.0, f64::INFINITY]))),
+        ]);
+        let v = json!({ "s": "standard", "m": "minmax" });
+        let out = Scale::parse(&At::new("scale", &v)).unwrap().apply(t).unwrap().table;
+        // pandas: (s - s.mean()) / s.std(ddof=0) → NaN, NaN, NaN
+        assert!(f64s(&out, "s").iter().all(|v| v.is_some_and(f64::is_nan)), "{:?}", f64s(&out, "s"));
+        // pandas: (m - m.min()) / (m.max() - m.min()) → 0, 0, NaN
+        let m = f64s(&out, "m");
+        assert_eq!(m[..2], [Some(0.0), Some(0.0)]);
+        assert!(m[2].unwrap().is_nan());
     }
 
     #[test]
