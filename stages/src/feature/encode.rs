@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Float64Array, Int8Array, Int32Array, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int8Array, Int32Array, StringArray};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, UInt64Type};
 use sluice_core::registry::Issue;
 
 use super::columns::{Accepts, find};
@@ -43,13 +43,77 @@ fn retyped(input: &Schema, changes: &[(usize, DataType)]) -> Arc<Schema> {
     Arc::new(Schema::new_with_metadata(fields, input.metadata().clone()))
 }
 
+/// An integer column as exact values (nulls kept); `None` for other types. Integers above
+/// 2^53 have no exact f64, so they are compared as integers.
+fn integers(values: &dyn Array) -> Result<Option<Vec<Option<i128>>>, Failure> {
+    let ty = values.data_type();
+    if ty.is_signed_integer() {
+        let v = cast(values, &DataType::Int64)?;
+        Ok(Some(v.as_primitive::<Int64Type>().iter().map(|v| v.map(i128::from)).collect()))
+    } else if ty.is_unsigned_integer() {
+        let v = cast(values, &DataType::UInt64)?;
+        Ok(Some(v.as_primitive::<UInt64Type>().iter().map(|v| v.map(i128::from)).collect()))
+    } else {
+        Ok(None)
+    }
+}
+
+/// A boundary as written: its f64 value, and its exact value when written as an integer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cut {
+    float: f64,
+    int: Option<i128>,
+}
+
+impl Cut {
+    /// The smallest integer ≥ the boundary: an integer `v` is ≥ the boundary exactly when
+    /// it is ≥ this. (A float boundary is finite, so its ceiling converts exactly.)
+    fn int_threshold(self) -> i128 {
+        self.int.unwrap_or(self.float.ceil() as i128)
+    }
+
+    /// Whether the boundary is ≤ the float `v`, exactly for an integer boundary.
+    fn le_float(self, v: f64) -> bool {
+        match self.int {
+            // i ≤ v ⇔ i ≤ ⌊v⌋; the conversion saturates, right for ±inf and huge values.
+            Some(i) => i <= v.floor() as i128,
+            None => self.float <= v,
+        }
+    }
+
+    /// Whether `self` < `next`, exactly when both are integers.
+    fn below(self, next: Cut) -> bool {
+        match (self.int, next.int) {
+            (Some(a), Some(b)) => a < b,
+            _ => self.float < next.float,
+        }
+    }
+}
+
 /// How a column is cut into buckets.
 #[derive(Debug, Clone)]
 enum Cuts {
     /// Fixed, strictly increasing boundaries.
-    Fixed(Vec<f64>),
+    Fixed(Vec<Cut>),
     /// `quantiles = N`: N buckets of about equal size, boundaries fitted on the input.
     Quantiles(usize),
+}
+
+/// Values [`quantile_cuts`] can sort.
+trait Sortable: Sized {
+    fn sort(values: &mut [Self]);
+}
+
+impl Sortable for f64 {
+    fn sort(values: &mut [f64]) {
+        values.sort_unstable_by(f64::total_cmp);
+    }
+}
+
+impl Sortable for i128 {
+    fn sort(values: &mut [i128]) {
+        values.sort_unstable();
+    }
 }
 
 /// The `bucketize` transform.
@@ -63,14 +127,48 @@ fn bucket(boundaries: &[f64], v: f64) -> i32 {
     boundaries.partition_point(|b| *b <= v) as i32
 }
 
+/// The boundaries of one column, in the form its values are compared in.
+#[derive(Debug)]
+enum Boundaries {
+    /// For a float or decimal column.
+    Floats(Vec<f64>),
+    /// For a float column, boundaries as written (integers compared exactly).
+    Written(Vec<Cut>),
+    /// For an integer column: the smallest integer ≥ each boundary.
+    Ints(Vec<i128>),
+}
+
+impl Boundaries {
+    /// The bucket index of every value of `values`, nulls (and NaN) kept null.
+    fn buckets(&self, values: &dyn Array) -> Result<Int32Array, Failure> {
+        if let Boundaries::Ints(b) = self
+            && let Some(ints) = integers(values)?
+        {
+            return Ok(ints.iter().map(|v| v.map(|v| b.partition_point(|t| *t <= v) as i32)).collect());
+        }
+        let floats = floats(values)?;
+        Ok(match self {
+            Boundaries::Floats(b) => floats.iter().map(|v| v.map(|v| bucket(b, v))).collect(),
+            Boundaries::Written(b) => {
+                floats.iter().map(|v| v.map(|v| b.partition_point(|c| c.le_float(v)) as i32)).collect()
+            }
+            Boundaries::Ints(b) => {
+                // Not reached: `Ints` is only built for integer columns.
+                let b: Vec<f64> = b.iter().map(|t| *t as f64).collect();
+                floats.iter().map(|v| v.map(|v| bucket(&b, v))).collect()
+            }
+        })
+    }
+}
+
 /// Quantile boundaries: boundary k (1 ≤ k < n) is the value at 0-based position ⌊k·len/n⌋
 /// of the sorted values; equal boundaries collapse into one.
-fn quantile_cuts(mut values: Vec<f64>, n: usize) -> Vec<f64> {
+fn quantile_cuts<T: Copy + PartialOrd + Sortable>(mut values: Vec<T>, n: usize) -> Vec<T> {
     if values.is_empty() {
         return Vec::new();
     }
-    values.sort_unstable_by(f64::total_cmp);
-    let mut cuts: Vec<f64> = (1..n).map(|k| values[(k * values.len() / n).min(values.len() - 1)]).collect();
+    T::sort(&mut values);
+    let mut cuts: Vec<T> = (1..n).map(|k| values[(k * values.len() / n).min(values.len() - 1)]).collect();
     cuts.dedup();
     cuts
 }
@@ -84,12 +182,14 @@ impl Bucketize {
                 let items = v.value.as_array().map(Vec::as_slice).unwrap_or_default();
                 let mut cuts = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
-                    cuts.push(At::new(format!("{}.{i}", v.key), item).number()?);
+                    let float = At::new(format!("{}.{i}", v.key), item).number()?;
+                    let int = item.as_i64().map(i128::from).or_else(|| item.as_u64().map(i128::from));
+                    cuts.push(Cut { float, int });
                 }
                 if cuts.is_empty() {
                     return Err(v.issue("give at least one boundary"));
                 }
-                if cuts.windows(2).any(|w| w[0] >= w[1]) {
+                if cuts.windows(2).any(|w| !w[0].below(w[1])) {
                     return Err(v.issue("boundaries must be strictly increasing"));
                 }
                 Cuts::Fixed(cuts)
@@ -124,15 +224,24 @@ impl Transform for Bucketize {
     fn apply(&self, input: Table) -> Result<Applied, Failure> {
         let mut plan = Vec::with_capacity(self.columns.len());
         for (c, key, cuts) in &self.columns {
-            let (index, _) = find(&input.schema, c, Accepts::Numeric, key, "bucketize")?;
+            let (index, field) = find(&input.schema, c, Accepts::Numeric, key, "bucketize")?;
+            let integer = field.data_type().is_integer();
             let boundaries = match cuts {
-                Cuts::Fixed(b) => b.clone(),
+                Cuts::Fixed(b) if integer => Boundaries::Ints(b.iter().map(|c| c.int_threshold()).collect()),
+                Cuts::Fixed(b) => Boundaries::Written(b.clone()),
+                Cuts::Quantiles(n) if integer => {
+                    let mut values = Vec::new();
+                    for a in input.column(index) {
+                        values.extend(integers(a.as_ref())?.unwrap_or_default().into_iter().flatten());
+                    }
+                    Boundaries::Ints(quantile_cuts(values, *n))
+                }
                 Cuts::Quantiles(n) => {
                     let mut values = Vec::new();
                     for a in input.column(index) {
                         values.extend(floats(a.as_ref())?.iter().flatten());
                     }
-                    quantile_cuts(values, *n)
+                    Boundaries::Floats(quantile_cuts(values, *n))
                 }
             };
             plan.push((index, boundaries));
@@ -142,9 +251,7 @@ impl Transform for Bucketize {
         let table = input.map_batches(schema, |b| {
             let mut columns = b.columns().to_vec();
             for (index, boundaries) in &plan {
-                let values = floats(b.column(*index).as_ref())?;
-                let buckets: Int32Array = values.iter().map(|v| v.map(|v| bucket(boundaries, v))).collect();
-                columns[*index] = Arc::new(buckets);
+                columns[*index] = Arc::new(boundaries.buckets(b.column(*index).as_ref())?);
             }
             Ok(columns)
         })?;
@@ -370,6 +477,37 @@ mod tests {
         let out = Bucketize::parse(&At::new("bucketize", &v)).unwrap().apply(t).unwrap().table;
         assert_eq!(i64s(&out, "Quantity"), vec![Some(0), Some(1), Some(2), Some(3), None, Some(5), Some(5)]);
         assert_eq!(out.schema.field(0).data_type(), &DataType::Int32);
+    }
+
+    #[test]
+    fn integers_above_2_pow_53_are_compared_exactly() {
+        // 2^53 and 2^53 + 1 are one f64: compared as floats both fell in bucket 1.
+        let t = batch(vec![
+            ("i", Arc::new(Int64Array::from(vec![9007199254740992, 9007199254740993]))),
+            ("u", Arc::new(arrow::array::UInt64Array::from(vec![u64::MAX - 1, u64::MAX]))),
+            ("f", Arc::new(Float64Array::from(vec![9007199254740992.0, 9007199254740994.0]))),
+            ("h", Arc::new(Int64Array::from(vec![1, 2, 3]).slice(0, 2))),
+        ]);
+        let v = json!({
+            "i": [9007199254740993u64],
+            "u": [u64::MAX],
+            "f": [9007199254740993u64],
+            "h": [1.5],
+        });
+        let out = Bucketize::parse(&At::new("bucketize", &v)).unwrap().apply(t).unwrap().table;
+        assert_eq!(i64s(&out, "i"), vec![Some(0), Some(1)]);
+        assert_eq!(i64s(&out, "u"), vec![Some(0), Some(1)]);
+        assert_eq!(i64s(&out, "f"), vec![Some(0), Some(1)]);
+        assert_eq!(i64s(&out, "h"), vec![Some(0), Some(1)], "a fractional boundary between integers");
+        // Integer boundaries that differ only past 2^53 are still increasing.
+        let v = json!({ "i": [9007199254740992u64, 9007199254740993u64] });
+        assert!(Bucketize::parse(&At::new("bucketize", &v)).is_ok());
+        // Quantiles of an integer column are exact too.
+        let big = 9007199254740992i64;
+        let t = batch(vec![("i", Arc::new(Int64Array::from(vec![big, big + 1, big + 1, big + 2])))]);
+        let v = json!({ "i": { "quantiles": 2 } });
+        let out = Bucketize::parse(&At::new("bucketize", &v)).unwrap().apply(t).unwrap().table;
+        assert_eq!(i64s(&out, "i"), vec![Some(0), Some(1), Some(1), Some(1)]);
     }
 
     #[test]
