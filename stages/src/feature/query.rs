@@ -52,6 +52,20 @@ pub(crate) fn check(sql: &str, stage: &StageSpec) -> Vec<Issue> {
     issues
 }
 
+/// The issue when the query's result names a column twice (`SELECT * FROM a JOIN b`):
+/// DataFusion keeps both, told apart by their table, but a stage's output is a file whose
+/// columns are found by name, so the next stage would fail far from the cause.
+fn duplicate_columns(schema: &arrow::datatypes::Schema) -> Option<Issue> {
+    let mut seen = std::collections::HashSet::new();
+    let name = schema.fields().iter().map(|f| f.name()).find(|n| !seen.insert(n.as_str()))?;
+    Some(Issue::new("sql", format!("the query's result has more than one column named `{name}`")).with_help(
+        format!(
+            "give each column its own name with an alias, e.g. `a.{name} AS a_{name}, b.{name} AS b_{name}`, \
+             or select only one of them"
+        ),
+    ))
+}
+
 /// Plans the query against empty tables with the inputs' schemas. `Ok(None)` when it cannot
 /// be planned here (an input's schema is unknown, or `check` already reported a problem).
 pub(crate) fn output_schema(
@@ -80,7 +94,10 @@ pub(crate) fn output_schema(
         Ok::<SchemaRef, datafusion::error::DataFusionError>(Arc::clone(df.schema().inner()))
     });
     match planned {
-        Ok(Ok(schema)) => Ok(Some(schema)),
+        Ok(Ok(schema)) => match duplicate_columns(&schema) {
+            Some(issue) => Err(issue),
+            None => Ok(Some(schema)),
+        },
         Ok(Err(e)) => {
             let s = sql_error(&e, sql);
             let mut issue = Issue::new("sql", format!("SQL: {}", s.message));
@@ -104,6 +121,11 @@ impl Stage for SqlStage {
         let mut writer = None;
         let result = run_query(&self.sql, inputs, |event| match event {
             QueryEvent::Schema(schema) => {
+                // Checked again here: validation may not have known the inputs' schemas.
+                if let Some(issue) = duplicate_columns(&schema) {
+                    let diag = sluice_core::compile::issue_diagnostic(&ctx.spec.file, ctx.spec, &issue);
+                    return Err(StageError::Diagnostic(Box::new(diag)));
+                }
                 writer = Some(ctx.output(DEFAULT_OUTPUT, schema)?);
                 Ok(())
             }
@@ -134,5 +156,29 @@ impl Stage for SqlStage {
             diag.code = code;
         }
         Err(StageError::Diagnostic(Box::new(diag)))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn a_result_with_a_column_name_twice_is_refused_with_the_name_and_a_fix() {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+            Field::new("id", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+        ]);
+        let issue = duplicate_columns(&schema).expect("id is there twice");
+        assert_eq!(issue.key, "sql");
+        assert_eq!(issue.message, "the query's result has more than one column named `id`");
+        assert!(issue.help.as_deref().unwrap().contains("AS a_id"), "{issue:?}");
+        let unique = Schema::new(vec![Field::new("id", DataType::Int64, true)]);
+        assert!(duplicate_columns(&unique).is_none());
     }
 }

@@ -122,6 +122,17 @@ fn sql_is_planned_against_the_input_schema() {
 }
 
 #[test]
+fn sql_with_a_column_name_twice_is_refused_at_validation() {
+    let stage = "sql = \"SELECT * FROM orders a JOIN orders b ON a.InvoiceNo = b.InvoiceNo\"\n";
+    let (schema, issues) = derive(stage);
+    assert!(schema.is_none());
+    assert_eq!(
+        issues,
+        [format!("{} the query's result has more than one column named `InvoiceNo`", at(stage, "\"SELECT"))]
+    );
+}
+
+#[test]
 fn steps_are_checked_in_order_with_their_index() {
     let stage = "steps = [\n  { derive = { amount = \"Quantity * UnitPrice\" } },\n  { datetime = { column = \"InvoiceDate\", parts = [\"hour\"] } },\n  { one_hot = { Countryy = { top = 3 } } },\n]\n";
     let (schema, issues) = derive(stage);
