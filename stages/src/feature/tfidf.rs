@@ -307,7 +307,9 @@ impl Transform for Tfidf {
             }
         }
         let (low, high) = self.bounds(docs.len());
-        if low > high {
+        // Without documents (the empty table schemas are derived from, or an empty input)
+        // a fraction is a bound of 0 out of 0: nothing to refuse, the output is just empty.
+        if low > high && !docs.is_empty() {
             return Err(Failure::Config(Issue::new(
                 format!("{}.max_df", self.at),
                 format!(
@@ -555,6 +557,18 @@ mod tests {
         };
         assert_eq!(e.key, "tfidf.max_df");
         assert!(e.message.contains("at most 2 of the 4 documents and `min_df` at least 3"), "{}", e.message);
+        // Validation runs the step on an empty table: no documents, no verdict on the
+        // bounds (it used to say "at most 0 of the 0 documents").
+        let v = json!({ "column": "Description", "min_df": 2, "max_df": 0.1 });
+        let t = Tfidf::parse(&At::new("tfidf", &v)).unwrap();
+        let empty = t.apply(Table::empty(Arc::clone(&docs().schema))).unwrap().table;
+        assert_eq!(empty.rows(), 0);
+        let five = batch(vec![(
+            "Description",
+            Arc::new(StringArray::from(vec!["red mug", "red mug", "blue mug", "tea", "tea pot"])),
+        )]);
+        let Err(Failure::Config(e)) = t.apply(five) else { panic!("no term can be kept in 5 documents") };
+        assert!(e.message.contains("at most 0 of the 5 documents and `min_df` at least 2"), "{}", e.message);
     }
 
     #[test]
