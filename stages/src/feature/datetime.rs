@@ -165,6 +165,14 @@ impl Datetime {
                     return Err(Issue::new(format!("{}.{i}", list.key), format!("unknown part `{name}`"))
                         .with_help(help));
                 };
+                // Each part once: a second `hour` would write `COLUMN_hour` twice.
+                if parts.iter().any(|(_, p)| p == part) {
+                    return Err(Issue::new(
+                        format!("{}.{i}", list.key),
+                        format!("part `{name}` is listed twice"),
+                    )
+                    .with_help("list each part once"));
+                }
                 parts.push((name, *part));
             }
         }
@@ -203,7 +211,30 @@ impl Transform for Datetime {
     }
 
     fn check(&self, input: &Schema) -> Vec<Issue> {
-        find(input, &self.column, Accepts::Temporal, &self.column_key, "datetime").err().into_iter().collect()
+        let mut issues: Vec<Issue> =
+            find(input, &self.column, Accepts::Temporal, &self.column_key, "datetime")
+                .err()
+                .into_iter()
+                .collect();
+        // A new column must be new: replacing an input column of the same name would lose
+        // data without a word, as one_hot, lags, rolling and tfidf refuse too.
+        let mut names: Vec<String> =
+            self.parts.iter().map(|(name, _)| format!("{}_{name}", self.column)).collect();
+        if self.days_since.is_some() {
+            names.push(format!("{}_days_since", self.column));
+        }
+        for name in names {
+            if input.index_of(&name).is_ok() {
+                issues.push(
+                    Issue::new(
+                        &self.column_key,
+                        format!("datetime would create column `{name}`, which the input already has"),
+                    )
+                    .with_help("rename or drop the input column first (derive or a clean stage's rename)"),
+                );
+            }
+        }
+        issues
     }
 
     fn apply(&self, input: Table) -> Result<Applied, Failure> {
@@ -325,6 +356,23 @@ mod tests {
         assert_eq!(issues[0].key, "steps.1.datetime.column");
         assert!(issues[0].message.contains("date or timestamp"), "{}", issues[0].message);
         assert!(issues[0].help.as_deref().unwrap().contains("to_timestamp"));
+    }
+
+    #[test]
+    fn repeated_parts_and_existing_columns_are_refused() {
+        let v = json!({ "column": "ts", "parts": ["hour", "hour"] });
+        let e = Datetime::parse(&At::new("datetime", &v)).unwrap_err();
+        assert_eq!((e.key.as_str(), e.message.as_str()), ("datetime.parts.1", "part `hour` is listed twice"));
+
+        let t = batch(vec![
+            ("ts", Arc::new(TimestampMicrosecondArray::from(vec![ts("2011-12-10 08:26:00")]))),
+            ("ts_hour", Arc::new(StringArray::from(vec!["keep me"]))),
+        ]);
+        let v = json!({ "column": "ts", "parts": ["hour", "day"] });
+        let issues = Datetime::parse(&At::new("datetime", &v)).unwrap().check(&t.schema);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].key, "datetime.column");
+        assert!(issues[0].message.contains("`ts_hour`"), "{}", issues[0].message);
     }
 
     #[test]
