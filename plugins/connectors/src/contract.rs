@@ -96,6 +96,18 @@ impl Contract {
         Arc::clone(&self.schema)
     }
 
+    /// Whether `column`, of type `source` in the result, reaches the output with its order
+    /// unchanged: the same type, or an integer widened or narrowed. Only then does a
+    /// watermark, which is kept in the declared type, compare the same way in the database
+    /// as in the collect stage; otherwise (text declared as a timestamp, say) the database
+    /// would compare text with text and miss rows.
+    pub(crate) fn keeps_order(&self, column: &str, source: &DataType) -> bool {
+        match self.schema.field_with_name(column) {
+            Ok(f) => f.data_type() == source || (f.data_type().is_integer() && source.is_integer()),
+            Err(_) => false,
+        }
+    }
+
     /// Matches the result's actual schema against the contract; `source` describes the
     /// query or table for messages.
     pub(crate) fn bind(&self, actual: &Schema, source: &str) -> Result<Conform, ConnectorError> {

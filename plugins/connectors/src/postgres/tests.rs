@@ -338,6 +338,32 @@ fn incremental_reads_return_only_rows_after_the_watermark() {
     assert!(err.contains("`ammount`") && err.contains("did you mean `amount`"), "{err}");
 }
 
+/// Regression: a watermark is kept in the declared type; pushed down in the column's own
+/// type it compared `2020-01-01T10:00:00` as text and missed `2020-01-01 11:00:00`, and
+/// failed every later run on `13.0 is not an integer` or `9 is not a string`.
+#[test]
+fn a_watermark_on_a_column_declared_another_type_never_misses_rows() {
+    let Some(mut db) = TestDb::new("wm_declared") else { return };
+    db.exec(
+        "CREATE TABLE wm (id int4, ts text, n int4, code text);
+         INSERT INTO wm VALUES (1, '2020-01-01 09:00:00', 12, '8'), (2, '2020-01-01 11:00:00', 14, '10');",
+    );
+    let schema = json!({"id": "int32", "ts": "timestamp", "n": "float64", "code": "int64"});
+    let ids = |column: &str, after: Value| -> Vec<i32> {
+        let wm = Watermark { column: column.into(), after: Some(after) };
+        let cfg = db.cfg(json!({"query": "SELECT * FROM {s}.wm ORDER BY id", "schema": schema}));
+        first_column_i32(&read_with(cfg, OnError::Fail, 10, Some(&wm)).unwrap())
+    };
+    assert!(ids("ts", json!("2020-01-01T10:00:00")).contains(&2));
+    assert!(ids("n", json!(13.0)).contains(&2));
+    assert!(ids("code", json!(9)).contains(&2));
+    // Where the declared type is the column's own, the filter still runs in the database.
+    let schema = json!({"id": "int32", "ts": "string", "n": "int64", "code": "string"});
+    let wm = Watermark { column: "n".into(), after: Some(json!(13)) };
+    let cfg = db.cfg(json!({"table": "wm", "schema": schema}));
+    assert_eq!(first_column_i32(&read_with(cfg, OnError::Fail, 10, Some(&wm)).unwrap()), [2]);
+}
+
 #[test]
 fn values_without_an_arrow_equivalent_follow_on_error() {
     let Some(mut db) = TestDb::new("unfit") else { return };

@@ -232,6 +232,23 @@ fn incremental_reads_push_the_watermark_into_the_query() {
     assert!(err.contains("column `idd`") && err.contains("did you mean `id`"), "{err}");
 }
 
+/// Regression: a watermark kept in the declared type (`2020-01-01T10:00:00`) was compared
+/// as text in the database and missed `2020-01-01 11:00:00`.
+#[test]
+fn a_watermark_on_a_column_declared_another_type_never_misses_rows() {
+    let (dir, _) = db("CREATE TABLE wm (id INTEGER, ts TEXT, code TEXT);
+         INSERT INTO wm VALUES (1, '2020-01-01 09:00:00', '8'), (2, '2020-01-01 11:00:00', '10');");
+    let cfg = json!({"path": "shop.db", "table": "wm",
+                     "schema": {"id": "int64", "ts": "timestamp", "code": "int64"}});
+    let ids = |column: &str, after: Value| -> Vec<i64> {
+        let wm = Watermark { column: column.into(), after: Some(after) };
+        let out = read_with(dir.path(), cfg.clone(), OnError::Fail, 10, Some(&wm)).unwrap();
+        out.batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect()
+    };
+    assert!(ids("ts", json!("2020-01-01T10:00:00")).contains(&2));
+    assert!(ids("code", json!(9)).contains(&2));
+}
+
 #[test]
 fn the_database_file_is_the_source() {
     let (dir, path) = db("CREATE TABLE t (a INTEGER);");
