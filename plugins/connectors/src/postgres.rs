@@ -279,6 +279,8 @@ struct PgColumn {
     name: String,
     kind: PgKind,
     pg_type: String,
+    /// `char(n)`: read padded, compared unpadded by the server.
+    padded: bool,
 }
 
 /// Prepares the source's SELECT and works out the output columns.
@@ -314,7 +316,12 @@ fn describe(client: &mut Client, opts: &PgOptions) -> Result<(Vec<PgColumn>, Sch
             ));
         };
         fields.push(Field::new(col.name(), ty, true));
-        columns.push(PgColumn { name: col.name().to_owned(), kind, pg_type: col.type_().name().to_owned() });
+        columns.push(PgColumn {
+            name: col.name().to_owned(),
+            kind,
+            pg_type: col.type_().name().to_owned(),
+            padded: types::is_padded(col.type_()),
+        });
     }
     Ok((columns, Arc::new(Schema::new(fields))))
 }
@@ -349,7 +356,16 @@ fn cursor_query(
         // Watermarks of a UTC column are UTC, whatever the session's time zone.
         text.push_str("+00");
     }
-    let condition = format!("{} > CAST($1::text AS {})", quote_ident(column), columns[i].pg_type);
+    let c = quote_ident(column);
+    let condition = match ty {
+        // The collect stage compares strings byte by byte; the server would use the
+        // column's collation (`'a' < 'B'` in most), so it compares in "C" (byte order)
+        // too. `char(n)` arrives padded but the server compares it unpadded, which orders
+        // some values differently: the stage filters those alone.
+        DataType::Utf8 if columns[i].padded => return Ok((inner, None)),
+        DataType::Utf8 => format!("CAST({c} AS text) COLLATE \"C\" > $1::text COLLATE \"C\""),
+        _ => format!("{c} > CAST($1::text AS {})", columns[i].pg_type),
+    };
     Ok((sql_source::filtered(&inner, &condition), Some(text)))
 }
 

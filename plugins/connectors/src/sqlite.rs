@@ -328,11 +328,13 @@ fn statement_sql(
         Bound::Timestamp(t) => (
             // Stored either as ISO text (`T` or space) or as seconds since 1970.
             format!(
-                "CASE WHEN typeof({c}) IN ('integer', 'real') THEN {c} > ?2 ELSE replace({c}, 'T', ' ') > ?1 END"
+                "CASE WHEN typeof({c}) IN ('integer', 'real') THEN {c} > ?2 ELSE replace({c}, 'T', ' ') COLLATE BINARY > ?1 END"
             ),
             vec![SqlValue::Text(values::format_timestamp(t)), SqlValue::Real(t as f64 / 1e6)],
         ),
-        b => (format!("{c} > ?1"), vec![SqlValue::Text(b.to_text())]),
+        // Byte order, as the collect stage compares, whatever collation the column has
+        // (`COLLATE NOCASE` would put `a` before `B`).
+        b => (format!("{c} COLLATE BINARY > ?1"), vec![SqlValue::Text(b.to_text())]),
     };
     Ok((sql_source::filtered(inner, &condition), params))
 }

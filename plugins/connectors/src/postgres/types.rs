@@ -93,6 +93,15 @@ pub(crate) fn is_numeric(ty: &Type) -> bool {
     }
 }
 
+/// Whether `ty` is `char(n)` (`bpchar`), or a domain over it: its values arrive padded, but
+/// compare (and cast to text) without the padding.
+pub(crate) fn is_padded(ty: &Type) -> bool {
+    match ty.kind() {
+        Kind::Domain(base) => is_padded(base),
+        _ => *ty == Type::BPCHAR,
+    }
+}
+
 /// (precision, scale) of a `numeric(p, s)` type modifier, when Arrow's Decimal128 holds it.
 fn numeric_typmod(typmod: i32) -> Option<(u8, i8)> {
     if typmod < 4 {

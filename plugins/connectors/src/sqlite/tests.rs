@@ -249,6 +249,18 @@ fn a_watermark_on_a_column_declared_another_type_never_misses_rows() {
     assert!(ids("code", json!(9)).contains(&2));
 }
 
+/// Regression: a column declared `COLLATE NOCASE` compared `'a' < 'B'` in the database,
+/// while the collect stage compares bytes, so `a` after watermark `B` was never read.
+#[test]
+fn string_watermarks_compare_bytes_whatever_the_collation() {
+    let (dir, _) = db("CREATE TABLE c (id INTEGER, code TEXT COLLATE NOCASE);
+         INSERT INTO c VALUES (1, 'B'), (2, 'a');");
+    let wm = Watermark { column: "code".into(), after: Some(json!("B")) };
+    let out =
+        read_with(dir.path(), json!({"path": "shop.db", "table": "c"}), OnError::Fail, 10, Some(&wm)).unwrap();
+    assert_eq!(out.table(), [[Some("2".to_owned()), Some("a".to_owned())]]);
+}
+
 #[test]
 fn the_database_file_is_the_source() {
     let (dir, path) = db("CREATE TABLE t (a INTEGER);");
