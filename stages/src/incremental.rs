@@ -4,10 +4,10 @@
 //! watermark (connectors push the condition down where they can; the rest is filtered
 //! here) and adds them as a new Parquet part next to the parts collected before.
 
-use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, Scalar, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, Scalar, StringArray};
 use arrow::compute::kernels::cmp::gt;
-use arrow::compute::{SortOptions, cast, filter_record_batch, is_not_null, sort_to_indices, take};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::compute::{SortOptions, and_not, cast, filter_record_batch, is_not_null, sort_to_indices, take};
+use arrow::datatypes::{DataType, Float64Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 use sluice_core::StageError;
@@ -73,16 +73,22 @@ impl IncrementalRead {
         Ok(())
     }
 
-    /// Keeps the rows above the watermark (rows whose column is null cannot be placed and
-    /// are counted, not collected) and tracks the new maximum.
+    /// Keeps the rows above the watermark (rows whose column is null or NaN cannot be
+    /// placed and are counted, not collected) and tracks the new maximum.
     pub(crate) fn admit(&mut self, batch: RecordBatch) -> Result<RecordBatch, StageError> {
         let col = batch.column(self.column);
         let arrow_err = |e| StageError::arrow("applying the incremental watermark", e);
-        let mask = match &self.threshold {
+        let mut mask = match &self.threshold {
             Some(t) => gt(col, &Scalar::new(t.clone())).map_err(arrow_err)?,
             None => is_not_null(col).map_err(arrow_err)?,
         };
-        let nulls = col.null_count() as u64;
+        let mut nulls = col.null_count() as u64;
+        // NaN is neither above nor below any watermark (Arrow sorts it above everything,
+        // which made it the maximum and the watermark unrecordable): treated as NULL.
+        if let Some(nan) = nan_rows(col).map_err(arrow_err)? {
+            nulls += nan.true_count() as u64;
+            mask = and_not(&mask, &nan).map_err(arrow_err)?;
+        }
         let kept = mask.true_count() as u64;
         self.nulls += nulls;
         self.below += batch.num_rows() as u64 - nulls - kept;
@@ -167,9 +173,26 @@ fn holds_watermark(ty: &DataType) -> bool {
         )
 }
 
+/// The rows of a float column that hold NaN (`None` for other columns).
+fn nan_rows(col: &ArrayRef) -> Result<Option<BooleanArray>, arrow::error::ArrowError> {
+    if !col.data_type().is_floating() {
+        return Ok(None);
+    }
+    let f = cast(col, &DataType::Float64)?;
+    let f = f.as_primitive::<Float64Type>();
+    Ok(Some(f.iter().map(|v| Some(v.is_some_and(f64::is_nan))).collect()))
+}
+
+/// JSON has no infinity: an infinite float watermark is kept as this text.
+const INFINITY: &str = "Infinity";
+
 /// A one-element array of type `ty` holding the JSON watermark.
 fn from_json(v: &Value, ty: &DataType) -> Result<ArrayRef, arrow::error::ArrowError> {
     let raw: ArrayRef = match v {
+        Value::String(s) if ty.is_floating() && s.trim_start_matches('-') == INFINITY => {
+            let inf = if s.starts_with('-') { f64::NEG_INFINITY } else { f64::INFINITY };
+            std::sync::Arc::new(Float64Array::from(vec![inf]))
+        }
         Value::Number(n) if ty.is_integer() => match n.as_i64() {
             Some(i) => std::sync::Arc::new(Int64Array::from(vec![i])),
             None => std::sync::Arc::new(Float64Array::from(vec![n.as_f64().unwrap_or(f64::NAN)])),
@@ -194,7 +217,13 @@ fn to_json(one: &ArrayRef) -> Result<Value, arrow::error::ArrowError> {
     if ty.is_floating() {
         let a = cast(one, &DataType::Float64)?;
         let v = a.as_any().downcast_ref::<Float64Array>().map(|a| a.value(0));
-        return Ok(v.and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number));
+        return Ok(match v {
+            // Stored faithfully: a `null` watermark would make the next run read everything.
+            Some(f) if f.is_infinite() => {
+                Value::from(if f > 0.0 { INFINITY.to_string() } else { format!("-{INFINITY}") })
+            }
+            v => v.and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number),
+        });
     }
     let a = cast(one, &DataType::Utf8)?;
     let s = a.as_any().downcast_ref::<StringArray>().map(|a| a.value(0).to_string());
@@ -224,6 +253,8 @@ mod tests {
             (DataType::Date32, Value::from("2011-12-09")),
             (DataType::Timestamp(TimeUnit::Microsecond, None), Value::from("2011-12-09T12:50:00")),
             (DataType::Utf8, Value::from("C536379")),
+            (DataType::Float64, Value::from("Infinity")),
+            (DataType::Float32, Value::from("-Infinity")),
         ] {
             let arr = from_json(&json, &ty).unwrap();
             assert_eq!(arr.data_type(), &ty);

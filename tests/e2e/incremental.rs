@@ -165,3 +165,33 @@ fn force_is_a_full_refresh_that_rereads_the_whole_source() {
     assert_eq!(stage_field(&r, "orders", "cache"), "hit");
     assert_eq!(total(&r), (2, 40));
 }
+
+/// Regression: a NaN in the watermark column made the recorded watermark `null`, so every
+/// later run re-read and appended everything again; an infinite maximum did the same.
+#[test]
+fn nan_and_infinite_values_never_make_a_run_read_everything_again() {
+    let s = Scratch::new();
+    let file = s.write(
+        "nan.toml",
+        "[pipeline]\nname = \"nan\"\n\n[stages.orders]\nkind = \"collect\"\nconnector = \"csv\"\npath = \"data/f.csv\"\nincremental = { column = \"f\" }\n",
+    );
+    s.write("data/f.csv", "id,f\n1,1.0\n2,NaN\n");
+    let (code, r) = s.run_json(&file, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(metric(&r, "rows_new"), 1);
+    assert_eq!(metric(&r, "rows_null_watermark"), 1, "NaN cannot be placed, like NULL");
+    assert_eq!(metric(&r, "watermark"), 1.0);
+
+    s.write("data/f.csv", "id,f\n1,1.0\n2,NaN\n3,2.0\n4,inf\n");
+    let (code, r) = s.run_json(&file, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(metric(&r, "rows_new"), 2);
+    assert_eq!(metric(&r, "watermark"), "Infinity");
+    assert_eq!(stage_field(&r, "orders", "rows_out"), 3);
+
+    s.write("data/f.csv", "id,f\n1,1.0\n2,NaN\n3,2.0\n4,inf\n5,3.0\n");
+    let (code, r) = s.run_json(&file, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(metric(&r, "rows_new"), 0, "nothing is above infinity");
+    assert_eq!(stage_field(&r, "orders", "rows_out"), 3, "nothing was appended twice");
+}

@@ -31,6 +31,14 @@ impl Bound {
     pub(crate) fn to_text(&self) -> String {
         match self {
             Bound::Int(v) => v.to_string(),
+            // `inf` is Rust's spelling; databases all read `Infinity`.
+            Bound::Float(v) if v.is_infinite() => {
+                if *v > 0.0 {
+                    "Infinity".into()
+                } else {
+                    "-Infinity".into()
+                }
+            }
             Bound::Float(v) => v.to_string(),
             Bound::Decimal(s) | Bound::Text(s) => s.clone(),
             Bound::Date(d) => values::format_date(*d),
@@ -124,6 +132,8 @@ mod tests {
     fn watermarks_take_the_type_of_their_column() {
         assert_eq!(bound("id", &DataType::Int32, &json!(42)).unwrap(), Bound::Int(42));
         assert_eq!(bound("p", &DataType::Float64, &json!(2.5)).unwrap().to_text(), "2.5");
+        // The collect stage keeps an infinite float watermark as text.
+        assert_eq!(bound("p", &DataType::Float64, &json!("-Infinity")).unwrap().to_text(), "-Infinity");
         assert_eq!(bound("n", &DataType::Decimal128(10, 2), &json!("12.30")).unwrap().to_text(), "12.30");
         assert_eq!(bound("d", &DataType::Date32, &json!("2011-12-09")).unwrap().to_text(), "2011-12-09");
         assert_eq!(

@@ -313,7 +313,8 @@ fn a_missing_database_is_named_in_the_servers_words() {
 fn incremental_reads_return_only_rows_after_the_watermark() {
     let Some(mut db) = TestDb::new("incr") else { return };
     db.exec(
-        "CREATE TABLE ev (id int4, at timestamptz, local timestamp, day date, amount numeric(10, 2), tag text);
+        "CREATE TABLE ev (id int4, at timestamptz, local timestamp, day date, amount numeric(10, 2), tag text,
+                         f float8 GENERATED ALWAYS AS (CASE WHEN id = 10 THEN 'Infinity'::float8 ELSE id END) STORED);
          INSERT INTO ev SELECT g, timestamptz '2011-12-09 12:00:00+00' + g * interval '1 minute',
                                timestamp '2011-12-09 12:00:00' + g * interval '1 minute',
                                date '2011-12-01' + g, g * 1.5, 'tag' || g
@@ -329,6 +330,7 @@ fn incremental_reads_return_only_rows_after_the_watermark() {
     assert_eq!(ids("day", json!("2011-12-09")), [9, 10]);
     assert_eq!(ids("amount", json!("13.50")), [10]);
     assert_eq!(ids("tag", json!("tag7")), [8, 9]);
+    assert_eq!(ids("f", json!("Infinity")), Vec::<i32>::new(), "nothing is above infinity");
     let everything = Watermark { column: "id".into(), after: None };
     let all = read_with(db.cfg(json!({"table": "ev"})), OnError::Fail, 4, Some(&everything)).unwrap();
     assert_eq!(first_column_i32(&all), (1..=10).collect::<Vec<_>>());

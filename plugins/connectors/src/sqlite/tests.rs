@@ -256,8 +256,8 @@ fn string_watermarks_compare_bytes_whatever_the_collation() {
     let (dir, _) = db("CREATE TABLE c (id INTEGER, code TEXT COLLATE NOCASE);
          INSERT INTO c VALUES (1, 'B'), (2, 'a');");
     let wm = Watermark { column: "code".into(), after: Some(json!("B")) };
-    let out =
-        read_with(dir.path(), json!({"path": "shop.db", "table": "c"}), OnError::Fail, 10, Some(&wm)).unwrap();
+    let out = read_with(dir.path(), json!({"path": "shop.db", "table": "c"}), OnError::Fail, 10, Some(&wm))
+        .unwrap();
     assert_eq!(out.table(), [[Some("2".to_owned()), Some("a".to_owned())]]);
 }
 
