@@ -108,6 +108,11 @@ impl Contract {
         }
     }
 
+    /// The declared type of `column`, if the contract declares it.
+    pub(crate) fn declared(&self, column: &str) -> Option<&DataType> {
+        self.schema.field_with_name(column).ok().map(|f| f.data_type())
+    }
+
     /// Matches the result's actual schema against the contract; `source` describes the
     /// query or table for messages.
     pub(crate) fn bind(&self, actual: &Schema, source: &str) -> Result<Conform, ConnectorError> {
@@ -131,6 +136,17 @@ impl Contract {
                 ));
             };
             let have = actual.field(i).data_type();
+            if let Some(why) = refused(have, want.data_type()) {
+                return Err(ConnectorError::config(
+                    key,
+                    format!(
+                        "column `{}` of {source} is {}, which cannot be converted to the declared {}: {why}",
+                        want.name(),
+                        contract_type_name(have),
+                        contract_type_name(want.data_type())
+                    ),
+                ));
+            }
             if have != want.data_type() && !can_cast_types(have, want.data_type()) {
                 return Err(ConnectorError::config(
                     key,
@@ -166,6 +182,17 @@ impl Contract {
         }
         Ok(Conform { schema: self.schema(), columns })
     }
+}
+
+/// Why a conversion Arrow could make is refused anyway, when it is.
+fn refused(have: &DataType, want: &DataType) -> Option<&'static str> {
+    let number = have.is_numeric();
+    let time = matches!(want, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64);
+    // Arrow reads an integer as microseconds or days; a database's integer times are
+    // usually seconds. Guessing gives wrong values (or dates no reader can open).
+    (number && time).then_some(
+        "a number is not a date or time (seconds? milliseconds? days?); convert it in the query, e.g. `to_timestamp(v)` in PostgreSQL",
+    )
 }
 
 /// A bound contract: where each declared column comes from in the result.

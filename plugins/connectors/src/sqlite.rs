@@ -155,6 +155,14 @@ fn declared_type(decl: &str) -> Option<DataType> {
     })
 }
 
+/// Whether a column that `schema` declares of type `ty` is read in that type directly,
+/// whatever its SQLite type: dates and timestamps then follow this connector's conventions
+/// (ISO text, and integers as seconds since 1970) rather than a generic conversion, which
+/// would take an integer for microseconds or days.
+fn reads_itself(ty: &DataType) -> bool {
+    matches!(ty, DataType::Date32 | DataType::Timestamp(TimeUnit::Microsecond, _))
+}
+
 /// The type of a column without a declared type, from its values in the first batch.
 fn value_type<'a>(values: impl Iterator<Item = ValueRef<'a>>) -> DataType {
     let (mut int, mut real, mut text, mut blob) = (false, false, false, false);
@@ -423,8 +431,16 @@ fn stream(
     let (names, decls) = {
         let stmt = conn.prepare(&inner).map_err(|e| sql_error(&conn, &job.opts, &e))?;
         let names: Vec<String> = stmt.columns().map(|c| c.name().to_owned()).collect();
-        let decls: Vec<Option<DataType>> =
-            stmt.columns().map(|c| c.decl_type().and_then(declared_type)).collect();
+        let decls: Vec<Option<DataType>> = stmt
+            .columns()
+            .map(|c| {
+                let contract = job.opts.contract.as_ref().and_then(|k| k.declared(c.name()));
+                contract
+                    .filter(|t| reads_itself(t))
+                    .cloned()
+                    .or_else(|| c.decl_type().and_then(declared_type))
+            })
+            .collect();
         (names, decls)
     };
     let (sql, params) = statement_sql(job, &inner, &names, &decls)?;

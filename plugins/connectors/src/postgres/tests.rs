@@ -474,6 +474,21 @@ fn a_declared_schema_converts_the_result_and_catches_a_changed_table() {
     assert!(err.contains("`schema.amount`") && err.contains("declared but table"), "{err}");
 }
 
+/// Regression: a contract converted integers to `timestamp` as microseconds and to `date` as
+/// days (1600000000 became 1970-01-01T00:26:40, or a date no reader could open).
+#[test]
+fn a_contract_refuses_numbers_declared_as_dates_or_timestamps() {
+    let Some(db) = TestDb::new("contract_int_ts") else { return };
+    for (query, ty) in [
+        ("SELECT 1600000000::int8 AS v", "timestamp"),
+        ("SELECT 1600000000 AS v", "date"),
+        ("SELECT 1.5::float8 AS v", "timestamptz"),
+    ] {
+        let err = read(db.cfg(json!({"query": query, "schema": {"v": ty}}))).unwrap_err().to_string();
+        assert!(err.contains("`schema.v`") && err.contains("convert it in the query"), "{query}: {err}");
+    }
+}
+
 /// `url` with `params` added to its query.
 fn with_params(url: &str, params: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };

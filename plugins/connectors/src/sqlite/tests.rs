@@ -261,6 +261,27 @@ fn string_watermarks_compare_bytes_whatever_the_collation() {
     assert_eq!(out.table(), [[Some("2".to_owned()), Some("a".to_owned())]]);
 }
 
+/// Regression: a contract converted an INTEGER declared `timestamp` as microseconds
+/// (1970-01-01T00:26:40) although SQLite integers are read as seconds everywhere else, and
+/// an integer declared `date` became a date no reader could open.
+#[test]
+fn a_contract_reads_integer_timestamps_as_seconds_and_refuses_integer_dates() {
+    let (dir, _) = db("CREATE TABLE t (id INTEGER, created_at INTEGER, at TEXT);
+         INSERT INTO t VALUES (1, 1600000000, '2020-09-13T12:26:40'), (2, NULL, NULL);");
+    let cfg = json!({"path": "shop.db", "table": "t",
+                     "schema": {"id": "int64", "created_at": "timestamp", "at": "timestamptz"}});
+    let out = read(dir.path(), cfg).unwrap();
+    let micros = |c: usize| -> Vec<Option<i64>> {
+        let col = out.batches[0].column(c).as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        col.iter().collect()
+    };
+    assert_eq!(micros(1), [Some(1_600_000_000_000_000), None], "seconds since 1970");
+    assert_eq!(micros(2), [Some(1_600_000_000_000_000), None], "ISO text, as UTC");
+    let cfg = json!({"path": "shop.db", "query": "SELECT 1600000000 AS v", "schema": {"v": "date"}});
+    let err = read(dir.path(), cfg).unwrap_err().to_string();
+    assert!(err.contains("column `v`: `1600000000` (integer) is not a date"), "{err}");
+}
+
 #[test]
 fn the_database_file_is_the_source() {
     let (dir, path) = db("CREATE TABLE t (a INTEGER);");
