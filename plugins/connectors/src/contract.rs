@@ -11,9 +11,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef};
-use arrow::compute::can_cast_types;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use arrow::compute::{can_cast_types, cast};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::array_value_to_string;
 use serde_json::{Map, Value};
@@ -26,6 +27,7 @@ use sluice_plugin::{
 use crate::options::Issues;
 use crate::schema_decl::declared_columns;
 use crate::suggest::did_you_mean;
+use crate::values;
 
 /// The `schema` key of the database connectors.
 pub(crate) const CONTRACT_KEY: KeySpec = KeySpec::optional(
@@ -188,11 +190,55 @@ impl Contract {
 fn refused(have: &DataType, want: &DataType) -> Option<&'static str> {
     let number = have.is_numeric();
     let time = matches!(want, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64);
-    // Arrow reads an integer as microseconds or days; a database's integer times are
-    // usually seconds. Guessing gives wrong values (or dates no reader can open).
-    (number && time).then_some(
-        "a number is not a date or time (seconds? milliseconds? days?); convert it in the query, e.g. `to_timestamp(v)` in PostgreSQL",
-    )
+    if number && time {
+        // Arrow reads an integer as microseconds or days; a database's integer times are
+        // usually seconds. Guessing gives wrong values (or dates no reader can open).
+        return Some(
+            "a number is not a date or time (seconds? milliseconds? days?); convert it in the query, e.g. `to_timestamp(v)` in PostgreSQL",
+        );
+    }
+    if number && !have.is_integer() && *want == DataType::Boolean {
+        return Some("only the integers 0 and 1 and the text `true` and `false` are bools");
+    }
+    None
+}
+
+/// `col` converted to `want`, strictly: a value that does not convert (or only
+/// approximately) becomes NULL, which the caller reports. Arrow's own cast is used except
+/// where it is lenient: to bool it takes any non-zero number as true and text such as
+/// `yes`.
+fn convert(col: &ArrayRef, want: &DataType) -> Result<ArrayRef, ArrowError> {
+    let have = col.data_type();
+    match want {
+        DataType::Boolean if have.is_integer() => {
+            // Unsigned values beyond int64 become NULL here, and so are refused.
+            let ints = cast(col, &DataType::Int64)?;
+            let out: BooleanArray = ints
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|v| match v {
+                    Some(0) => Some(false),
+                    Some(1) => Some(true),
+                    _ => None,
+                })
+                .collect();
+            Ok(Arc::new(out))
+        }
+        DataType::Boolean if is_text(have) => {
+            let text = cast(col, &DataType::Utf8)?;
+            let out: BooleanArray = text
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.and_then(|s| values::parse_bool(s.as_bytes())))
+                .collect();
+            Ok(Arc::new(out))
+        }
+        _ => cast_exact(col, want),
+    }
+}
+
+fn is_text(ty: &DataType) -> bool {
+    matches!(ty, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
 /// A bound contract: where each declared column comes from in the result.
@@ -216,7 +262,7 @@ impl Conform {
             let described = || contract_type_name(want.data_type());
             // Strict: a value that does not convert exactly is an error, never a silent
             // NULL or a rounded number.
-            let cast = cast_exact(col, want.data_type()).map_err(|e| {
+            let cast = convert(col, want.data_type()).map_err(|e| {
                 ConnectorError::config(
                     declared(),
                     format!(

@@ -158,9 +158,10 @@ fn declared_type(decl: &str) -> Option<DataType> {
 /// Whether a column that `schema` declares of type `ty` is read in that type directly,
 /// whatever its SQLite type: dates and timestamps then follow this connector's conventions
 /// (ISO text, and integers as seconds since 1970) rather than a generic conversion, which
-/// would take an integer for microseconds or days.
+/// would take an integer for microseconds or days, and bools take only 0, 1, `true` and
+/// `false`.
 fn reads_itself(ty: &DataType) -> bool {
-    matches!(ty, DataType::Date32 | DataType::Timestamp(TimeUnit::Microsecond, _))
+    matches!(ty, DataType::Boolean | DataType::Date32 | DataType::Timestamp(TimeUnit::Microsecond, _))
 }
 
 /// The type of a column without a declared type, from its values in the first batch.

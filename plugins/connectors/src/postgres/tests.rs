@@ -489,6 +489,25 @@ fn a_contract_refuses_numbers_declared_as_dates_or_timestamps() {
     }
 }
 
+/// Regression: a contract made `true` of any non-zero number and any text (2, 2.5, 'yes').
+#[test]
+fn a_contract_converts_to_bool_only_0_1_true_and_false() {
+    let Some(db) = TestDb::new("contract_bool") else { return };
+    let bool_of = |expr: &str| {
+        let cfg = db.cfg(json!({"query": format!("SELECT {expr} AS v"), "schema": {"v": "bool"}}));
+        read(cfg).map(|out| table(&out)[0][0].clone()).map_err(|e| e.to_string())
+    };
+    assert_eq!(bool_of("1::int4"), Ok(Some("true".into())));
+    assert_eq!(bool_of("0::int8"), Ok(Some("false".into())));
+    assert_eq!(bool_of("'FALSE'::text"), Ok(Some("false".into())));
+    for bad in ["2::int4", "-1::int2", "'yes'::text"] {
+        let err = bool_of(bad).unwrap_err();
+        assert!(err.contains("`schema.v`") && err.contains("is not bool"), "{bad}: {err}");
+    }
+    let err = bool_of("2.5::float8").unwrap_err();
+    assert!(err.contains("`schema.v`") && err.contains("cannot be converted to the declared bool"), "{err}");
+}
+
 /// `url` with `params` added to its query.
 fn with_params(url: &str, params: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };

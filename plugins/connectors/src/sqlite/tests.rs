@@ -282,6 +282,22 @@ fn a_contract_reads_integer_timestamps_as_seconds_and_refuses_integer_dates() {
     assert!(err.contains("column `v`: `1600000000` (integer) is not a date"), "{err}");
 }
 
+/// Regression: a contract made `true` of any non-zero number and any text (2, -1, 'yes').
+#[test]
+fn a_contract_converts_to_bool_only_0_1_true_and_false() {
+    let (dir, _) = db("CREATE TABLE t (a INTEGER);");
+    let bool_of = |expr: &str| {
+        let cfg = json!({"path": "shop.db", "query": format!("SELECT {expr} AS v"), "schema": {"v": "bool"}});
+        read(dir.path(), cfg).map(|out| out.table()[0][0].clone()).map_err(|e| e.to_string())
+    };
+    assert_eq!(bool_of("1"), Ok(Some("true".into())));
+    assert_eq!(bool_of("'false'"), Ok(Some("false".into())));
+    for bad in ["2", "-1", "'yes'", "0.5"] {
+        let err = bool_of(bad).unwrap_err();
+        assert!(err.contains("column `v`") && err.contains("is not a bool"), "{bad}: {err}");
+    }
+}
+
 #[test]
 fn the_database_file_is_the_source() {
     let (dir, path) = db("CREATE TABLE t (a INTEGER);");
