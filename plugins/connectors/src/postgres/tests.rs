@@ -508,6 +508,26 @@ fn a_contract_converts_to_bool_only_0_1_true_and_false() {
     assert!(err.contains("`schema.v`") && err.contains("cannot be converted to the declared bool"), "{err}");
 }
 
+/// Regression: a numeric beyond float64's range read as infinity, with or without a
+/// declared float64, although a declared float never overflows to infinity.
+#[test]
+fn a_numeric_beyond_float64_is_a_row_error() {
+    let Some(db) = TestDb::new("numeric_overflow") else { return };
+    let query = "SELECT * FROM (VALUES (1, '1e400'::numeric(500, 0)), (2, 2.5)) AS t(id, v) ORDER BY id";
+    for cfg in [
+        db.cfg(json!({"query": query})),
+        db.cfg(json!({"query": query, "schema": {"id": "int32", "v": "float64"}})),
+    ] {
+        let err = read(cfg.clone()).unwrap_err().to_string();
+        assert!(err.contains("row 1, column `v`") && err.contains("beyond the range of float64"), "{err}");
+        let out = read_with(cfg, OnError::Skip, 10, None).unwrap();
+        assert_eq!((first_column_i32(&out), out.rejects.len()), (vec![2], 1));
+    }
+    // PostgreSQL's own infinity is a value, not an overflow.
+    let out = read(db.cfg(json!({"query": "SELECT 'Infinity'::numeric AS v"}))).unwrap();
+    assert_eq!(table(&out), [[Some("inf".to_owned())]]);
+}
+
 /// `url` with `params` added to its query.
 fn with_params(url: &str, params: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };

@@ -189,7 +189,16 @@ pub(crate) fn decode(kind: PgKind, raw: &[u8]) -> Result<Cell<'_>, Unfit> {
         }
         PgKind::NumericFloat => {
             let n = Numeric::parse(raw).ok_or_else(|| malformed(kind, raw))?;
-            Cell::Float(n.to_f64())
+            let f = n.to_f64();
+            // A finite number too large for a double is not infinity (numeric's own
+            // `Infinity` is, and stays so).
+            if f.is_infinite() && n.special.is_none() {
+                return Err(Unfit {
+                    value: n.to_string(),
+                    why: "is beyond the range of float64; cast it to numeric(p, s) with p ≤ 38 or to text in the query".into(),
+                });
+            }
+            Cell::Float(f)
         }
         PgKind::Decimal { precision, scale } => {
             let n = Numeric::parse(raw).ok_or_else(|| malformed(kind, raw))?;
@@ -397,6 +406,10 @@ mod tests {
         assert!(
             matches!(decode(PgKind::NumericFloat, &numeric(0, 0xC000, 0, &[])), Ok(Cell::Float(f)) if f.is_nan())
         );
+        // 10^400 is beyond float64: refused rather than infinity; numeric's Infinity is not.
+        let huge = decode(PgKind::NumericFloat, &numeric(100, 0, 0, &[1])).unwrap_err();
+        assert!(huge.why.contains("beyond the range of float64"), "{}", huge.why);
+        assert_eq!(decode(PgKind::NumericFloat, &numeric(0, 0xD000, 0, &[])), Ok(Cell::Float(f64::INFINITY)));
         // 10^8 does not fit decimal(8, 0)
         assert!(decode(PgKind::Decimal { precision: 8, scale: 0 }, &numeric(2, 0, 0, &[1])).is_err());
         assert!(decode(dec, &[0, 1]).is_err());
