@@ -462,9 +462,11 @@ impl PgReader {
                 for (i, c) in self.columns.iter().enumerate() {
                     let v = match (i == col, row.try_get::<_, Option<Raw<'_>>>(i)) {
                         (true, _) => Value::from(unfit.value.clone()),
-                        (false, Ok(Some(Raw(b)))) => types::decode(c.kind, b)
-                            .map(|cell| types::cell_text(&cell, self.schema.field(i).data_type()))
-                            .unwrap_or(Value::Null),
+                        // Another value that does not fit either keeps its text too.
+                        (false, Ok(Some(Raw(b)))) => match types::decode(c.kind, b) {
+                            Ok(cell) => types::cell_text(&cell, self.schema.field(i).data_type()),
+                            Err(u) => Value::from(u.value),
+                        },
                         (false, _) => Value::Null,
                     };
                     obj.insert(c.name.clone(), v);

@@ -207,6 +207,8 @@ fn to_json(v: ValueRef<'_>) -> Value {
     match v {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::from(i),
+        // JSON has no infinity: written out, as JavaScript and PostgreSQL write it.
+        ValueRef::Real(f) if f.is_infinite() => Value::from(if f > 0.0 { "Infinity" } else { "-Infinity" }),
         ValueRef::Real(f) => Value::from(f),
         ValueRef::Text(t) => Value::from(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Blob(b) => {

@@ -400,6 +400,15 @@ fn values_without_an_arrow_equivalent_follow_on_error() {
     assert_eq!((out.rejects.len(), out.rejects[0].line, out.rejects[0].raw.as_str()), (1, 2, ""));
     let out = read_with(cfg, OnError::Quarantine, 10, None).unwrap();
     assert_eq!(out.rejects[0].raw, "{\"id\":2,\"day\":\"infinity\"}");
+
+    // Regression: values after the first that does not fit showed as null in `raw`.
+    let cfg = db.cfg(json!({"query": "SELECT 5 AS id, 'infinity'::date AS d, 'infinity'::timestamp AS ts,
+                                      '-infinity'::timestamptz AS tstz, '-Infinity'::float8 AS f"}));
+    let out = read_with(cfg, OnError::Quarantine, 10, None).unwrap();
+    assert_eq!(
+        out.rejects[0].raw,
+        r#"{"id":5,"d":"infinity","ts":"infinity","tstz":"-infinity","f":"-Infinity"}"#
+    );
 }
 
 #[test]

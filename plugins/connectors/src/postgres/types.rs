@@ -348,14 +348,26 @@ fn plain_decimal(negative: bool, units: &str, frac: u32) -> String {
     if frac == 0 { format!("{sign}{int}") } else { format!("{sign}{int}.{fraction}") }
 }
 
+/// `Infinity`, `-Infinity` or `NaN`, as PostgreSQL (and JavaScript) write them; other
+/// floats in Rust's shortest form.
+fn float_text(f: f64) -> String {
+    match f {
+        f if f.is_nan() => "NaN".into(),
+        f if f.is_infinite() && f > 0.0 => "Infinity".into(),
+        f if f.is_infinite() => "-Infinity".into(),
+        f => f.to_string(),
+    }
+}
+
 /// Text of a cell for the raw column of a quarantined row.
 pub(crate) fn cell_text(cell: &Cell<'_>, ty: &DataType) -> serde_json::Value {
     use serde_json::Value;
     match cell {
         Cell::Null => Value::Null,
         Cell::Int(i) => Value::from(*i),
+        // JSON has no infinity or NaN: written as PostgreSQL writes them.
         Cell::Float(f) => {
-            serde_json::Number::from_f64(*f).map_or_else(|| Value::from(f.to_string()), Value::Number)
+            serde_json::Number::from_f64(*f).map_or_else(|| Value::from(float_text(*f)), Value::Number)
         }
         Cell::Bool(b) => Value::from(*b),
         Cell::Text(s) => Value::from(s.as_ref()),

@@ -167,6 +167,14 @@ fn values_that_do_not_fit_are_skipped_or_quarantined_and_counted() {
     assert_eq!(out.batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 2);
     let raws: Vec<&str> = out.rejects.iter().map(|r| r.raw.as_str()).collect();
     assert_eq!(raws, ["[2,\"abc\",\"2011-12-10\"]", "[3,4.0,\"12/11/2011\"]"]);
+
+    // Regression: an infinite REAL showed as null in `raw`.
+    let (dir, _) = db("CREATE TABLE o (id INTEGER, price REAL, day DATE);
+         INSERT INTO o VALUES (1, 9e999, 'soon'), (2, -9e999, 'later');");
+    let cfg = json!({"path": "shop.db", "table": "o"});
+    let out = read_with(dir.path(), cfg, OnError::Quarantine, 1000, None).unwrap();
+    let raws: Vec<&str> = out.rejects.iter().map(|r| r.raw.as_str()).collect();
+    assert_eq!(raws, [r#"[1,"Infinity","soon"]"#, r#"[2,"-Infinity","later"]"#]);
 }
 
 #[test]
