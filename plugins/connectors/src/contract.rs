@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Date32Array};
 use arrow::compute::{can_cast_types, cast};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
@@ -206,7 +206,7 @@ fn refused(have: &DataType, want: &DataType) -> Option<&'static str> {
 /// `col` converted to `want`, strictly: a value that does not convert (or only
 /// approximately) becomes NULL, which the caller reports. Arrow's own cast is used except
 /// where it is lenient: to bool it takes any non-zero number as true and text such as
-/// `yes`.
+/// `yes`, and to date text with a time of day.
 fn convert(col: &ArrayRef, want: &DataType) -> Result<ArrayRef, ArrowError> {
     let have = col.data_type();
     match want {
@@ -230,6 +230,17 @@ fn convert(col: &ArrayRef, want: &DataType) -> Result<ArrayRef, ArrowError> {
                 .as_string::<i32>()
                 .iter()
                 .map(|v| v.and_then(|s| values::parse_bool(s.as_bytes())))
+                .collect();
+            Ok(Arc::new(out))
+        }
+        // Arrow takes `2020-01-01 10:00:00` as a date and drops the time; a date is
+        // `YYYY-MM-DD` here, as in the csv and sqlite connectors.
+        DataType::Date32 if is_text(have) => {
+            let text = cast(col, &DataType::Utf8)?;
+            let out: Date32Array = text
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.and_then(|s| values::parse_date(s.as_bytes())))
                 .collect();
             Ok(Arc::new(out))
         }

@@ -537,6 +537,19 @@ fn a_numeric_beyond_float64_is_a_row_error() {
     assert_eq!(table(&out), [[Some("inf".to_owned())]]);
 }
 
+/// Regression: text with a time of day declared `date` silently lost the time.
+#[test]
+fn a_contract_refuses_text_with_a_time_of_day_as_a_date() {
+    let Some(db) = TestDb::new("contract_date") else { return };
+    let date_of = |text: &str| {
+        let cfg = db.cfg(json!({"query": format!("SELECT '{text}'::text AS v"), "schema": {"v": "date"}}));
+        read(cfg).map(|out| table(&out)[0][0].clone()).map_err(|e| e.to_string())
+    };
+    assert_eq!(date_of("2020-01-01"), Ok(Some("2020-01-01".into())));
+    let err = date_of("2020-01-01 10:00:00").unwrap_err();
+    assert!(err.contains("`2020-01-01 10:00:00` in column `v` is not date"), "{err}");
+}
+
 /// `url` with `params` added to its query.
 fn with_params(url: &str, params: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };

@@ -285,6 +285,10 @@ fn a_contract_reads_integer_timestamps_as_seconds_and_refuses_integer_dates() {
     };
     assert_eq!(micros(1), [Some(1_600_000_000_000_000), None], "seconds since 1970");
     assert_eq!(micros(2), [Some(1_600_000_000_000_000), None], "ISO text, as UTC");
+    let cfg =
+        json!({"path": "shop.db", "query": "SELECT '2020-01-01 10:00:00' AS v", "schema": {"v": "date"}});
+    let err = read(dir.path(), cfg).unwrap_err().to_string();
+    assert!(err.contains("`2020-01-01 10:00:00` (text) is not a date"), "the time is not dropped: {err}");
     let cfg = json!({"path": "shop.db", "query": "SELECT 1600000000 AS v", "schema": {"v": "date"}});
     let err = read(dir.path(), cfg).unwrap_err().to_string();
     assert!(err.contains("column `v`: `1600000000` (integer) is not a date"), "{err}");
