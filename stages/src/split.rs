@@ -436,10 +436,12 @@ pub fn assign(
         }
         Method::Time(c, Cutoff::Latest(f)) => {
             let col = column(batches, schema, c)?;
-            let mut rows = all();
+            // NULL times stay in train, so the share is of the timed rows only: counting
+            // NULL rows would size `test` past the timed rows and fill it with NULLs.
+            let mut rows: Vec<u32> = (0..n as u32).filter(|&r| col.is_valid(r as usize)).collect();
             by_time(&col, &mut rows)?;
-            let k = share(n, *f);
-            for &r in &rows[n - k..] {
+            let k = share(rows.len(), *f);
+            for &r in &rows[rows.len() - k..] {
                 test[r as usize] = true;
             }
         }
@@ -773,6 +775,35 @@ mod tests {
                 assert!(g.iter().all(|&r| t.value(r as usize) <= t.value(h as usize)));
             }
         }
+    }
+
+    /// Regression: a fractional cutoff counted NULL-time rows when sizing `test`, and then
+    /// filled `test` with them.
+    #[test]
+    fn a_fractional_cutoff_takes_its_share_of_the_timed_rows_and_null_times_stay_in_train() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("t", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        ]));
+        let batch = |times: Vec<Option<i64>>| {
+            let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(1..=times.len() as i64));
+            let t: ArrayRef = Arc::new(TimestampMicrosecondArray::from(times));
+            RecordBatch::try_new(schema.clone(), vec![ids, t]).unwrap()
+        };
+        let test_ids = |cutoff: f64, b: &RecordBatch| {
+            let c = cfg(json!({"method": "time", "time_column": "t", "cutoff": cutoff})).unwrap();
+            let a = assign(&c, &schema, std::slice::from_ref(b), 0).unwrap();
+            let (_, test) = materialize(&c, &schema, std::slice::from_ref(b), &a).unwrap();
+            ids(&test)
+        };
+        // One timed row: 40 % of it rounds to none; the NULL rows never go to test.
+        let b = batch(vec![None, None, None, None, Some(5)]);
+        assert_eq!(test_ids(0.4, &b), Vec::<i64>::new());
+        assert_eq!(test_ids(0.6, &b), [5]);
+        assert_eq!(test_ids(0.99, &b), [5]);
+        // Four timed rows among NULLs: the latest half of the timed rows.
+        let b = batch(vec![Some(40), None, Some(10), None, Some(30), Some(20), None]);
+        assert_eq!(test_ids(0.5, &b), [1, 5]);
     }
 
     #[test]
