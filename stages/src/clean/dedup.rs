@@ -31,7 +31,7 @@ use sluice_core::registry::Issue;
 use sluice_core::short_bytes;
 
 use super::steps::{ColRef, columns};
-use super::table::{Applied, OpError, Table};
+use super::table::{Applied, OpError, Table, canonical_nans};
 
 /// `dedup = true` or `dedup = { keys = [...], keep = "first" | "last", order_by = "col" }`.
 #[derive(Debug, Clone)]
@@ -196,7 +196,14 @@ enum Column {
 
 impl Column {
     fn new(table: &Table, i: usize, options: SortOptions) -> Result<Column, StageError> {
-        let arrays: Vec<ArrayRef> = table.batches.iter().map(|b| b.column(i).clone()).collect();
+        // Every NaN as one bit pattern: NaN equals NaN whatever its sign or payload, in the
+        // hash as in the comparison (the stage makes them canonical up front; this keeps
+        // the op right on any table).
+        let arrays: Vec<ArrayRef> = table
+            .batches
+            .iter()
+            .map(|b| canonical_nans(b.column(i)).unwrap_or_else(|| b.column(i).clone()))
+            .collect();
         let Some(first) = arrays.first() else {
             return Ok(Column::Typed { arrays, options });
         };
@@ -856,6 +863,32 @@ mod tests {
             let want: Vec<u64> = rows.iter().map(|r| r.0).filter(|id| !kept.contains(id)).collect();
             prop_assert_eq!(got, want);
         }
+    }
+
+    /// Regression: NaNs with different bits (`0.0 / 0.0` on x86 sets the sign bit) were
+    /// different values to dedup; the docs say NaN equals NaN. -0.0 and 0.0 still differ.
+    #[test]
+    fn every_nan_equals_every_nan_whatever_its_bits() {
+        let negative_nan = f64::from_bits(0xfff8_0000_0000_0000);
+        let payload_nan = f64::from_bits(0x7ff0_0000_0000_0001);
+        let floats = |v: Vec<f64>| -> Vec<ArrayRef> { vec![Arc::new(Float64Array::from(v))] };
+        let t = table(
+            vec![Field::new("f", DataType::Float64, true)],
+            vec![floats(vec![f64::NAN, negative_nan, -0.0]), floats(vec![payload_nan, 0.0, -0.0])],
+        );
+        let a = Dedup::parse(&json!(true), "dedup").unwrap().apply(t, true).unwrap();
+        assert_eq!(a.removed, [1, 3, 5]);
+        assert_eq!(a.extra, [("distinct", json!(3))]);
+        // As an order, every NaN is above every number: the NaN row is the last.
+        let t = table(
+            vec![Field::new("k", DataType::Utf8, true), Field::new("f", DataType::Float64, true)],
+            vec![vec![
+                Arc::new(StringArray::from(vec!["a", "a", "a"])),
+                Arc::new(Float64Array::from(vec![1.0, negative_nan, 2.0])),
+            ]],
+        );
+        let last = Dedup::parse(&json!({"keys": ["k"], "keep": "last", "order_by": "f"}), "dedup").unwrap();
+        assert_eq!(last.apply(t, true).unwrap().removed, [0, 2]);
     }
 
     #[test]

@@ -261,9 +261,10 @@ impl Stage for CleanStage {
         // With rejects kept, the input rows stay shared anyway: nothing to wait for.
         let encoder = if self.keep_rejects { None } else { input.dataset.encoder().cloned() };
         // Moved out, so each operation's input is freed as soon as the next table exists.
-        let mut table = Table::from_input(input_schema.clone(), input.dataset.take_all()?);
+        let table = Table::from_input(input_schema.clone(), input.dataset.take_all()?);
         // The input rows stay alive only when rejects are written from them.
         let originals = if self.keep_rejects { table.batches.clone() } else { Vec::new() };
+        let mut table = table.canonical_nans()?;
         let mut rejects = Rejects::new(self.keep_rejects);
         let mut operations = Vec::with_capacity(self.steps.len());
         let mut removed_total = 0u64;
@@ -286,7 +287,8 @@ impl Stage for CleanStage {
                     OpError::Stage(e) => e,
                 })?;
             let Applied { table: next, removed, reasons, removed_count, extra } = applied;
-            table = next;
+            // Only these ops compute new float values (`0.0 / 0.0` in a query, "-NaN" cast).
+            table = if matches!(step.op, Op::Sql(_) | Op::Cast(_)) { next.canonical_nans()? } else { next };
             // A `sql` step cannot say which rows it dropped (they are not in `rejects`), but
             // how many it did still counts as removed.
             rejected_total += removed_count;
