@@ -1,13 +1,14 @@
 //! `clip`: bounds numeric columns. Values below the lower bound become the lower bound,
 //! values above the upper one the upper bound; NULL and NaN stay. Bounds are fixed
 //! (`min`/`max`), quantiles of the column, or Tukey fences (`iqr = 1.5`: Q1 − 1.5·IQR,
-//! Q3 + 1.5·IQR). On integer columns a fractional bound is moved inwards (ceil / floor).
+//! Q3 + 1.5·IQR). On integer and decimal columns a bound between two values of the type is
+//! moved inwards (a minimum up, a maximum down), never outwards.
 
 use arrow::array::{ArrayRef, Scalar};
 use arrow::compute::kernels::boolean::and;
 use arrow::compute::kernels::cmp::{gt, gt_eq, lt, lt_eq};
 use arrow::compute::kernels::zip::zip;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use rayon::prelude::*;
 use serde_json::Value;
@@ -15,7 +16,7 @@ use sluice_core::StageError;
 use sluice_core::registry::Issue;
 use sluice_plugin::type_name;
 
-use super::stats;
+use super::stats::{self, Round};
 use super::steps::{ColRef, column_table};
 use super::table::{Applied, OpError, Table};
 
@@ -147,10 +148,7 @@ impl Clip {
                 },
             };
             let ty = table.schema.field(i).data_type().clone();
-            let integer = ty.is_integer();
-            // A bound outside the type's range cannot be crossed: no clipping on that side.
-            let lo = lo.and_then(|v| stats::number_as(if integer { v.ceil() } else { v }, &ty).ok());
-            let hi = hi.and_then(|v| stats::number_as(if integer { v.floor() } else { v }, &ty).ok());
+            let (lo, hi) = typed_bounds(lo, hi, &ty);
             if lo.is_none() && hi.is_none() {
                 continue;
             }
@@ -181,6 +179,15 @@ impl Clip {
         }
         Ok(Applied::same(table).with("clipped", clipped))
     }
+}
+
+/// The bounds as one-row arrays of `ty`, each moved inwards to a value `ty` holds (the
+/// lower one up, the upper one down: on an integer column a minimum of 0.5 is 1, on a
+/// decimal(10,2) column a maximum of 4.999 is 4.99), so no value ends outside a bound as
+/// written. A bound outside the type's range cannot be crossed: `None`, no clipping on that
+/// side.
+fn typed_bounds(lo: Option<f64>, hi: Option<f64>, ty: &DataType) -> (Option<ArrayRef>, Option<ArrayRef>) {
+    (lo.and_then(|v| stats::bound_as(v, ty, Round::Up)), hi.and_then(|v| stats::bound_as(v, ty, Round::Down)))
 }
 
 type Infinities = (Option<ArrayRef>, Option<ArrayRef>);
@@ -218,8 +225,8 @@ fn clip_column(
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{AsArray, Float64Array, Int64Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
+    use arrow::array::{AsArray, Decimal128Array, Float64Array, Int64Array, StringArray};
+    use arrow::datatypes::{Decimal128Type, Field, Float64Type, Int64Type, Schema};
     use serde_json::json;
 
     use super::*;
@@ -256,6 +263,40 @@ mod tests {
         let v: Vec<_> = col.as_primitive::<Int64Type>().iter().collect();
         assert_eq!(v, [Some(1), Some(1), None, Some(3), Some(10)]);
         assert_eq!(a.extra, [("clipped", json!(2))]);
+    }
+
+    fn decimals(values: Vec<Option<i128>>) -> Table {
+        let schema = Arc::new(Schema::new(vec![Field::new("d", DataType::Decimal128(10, 2), true)]));
+        let d = Decimal128Array::from(values).with_precision_and_scale(10, 2).unwrap();
+        Table::from_input(schema.clone(), vec![RecordBatch::try_new(schema, vec![Arc::new(d)]).unwrap()])
+    }
+
+    fn decimal_values(t: &Table) -> Vec<Option<i128>> {
+        t.column(0).unwrap().as_primitive::<Decimal128Type>().iter().collect()
+    }
+
+    /// Regression: decimal bounds were rounded to the nearest value of the scale, outwards
+    /// half the time (max 4.999 became 5.00, min -0.005 became -0.01).
+    #[test]
+    fn fixed_bounds_on_decimals_move_inwards() {
+        // -0.02, -0.01, 0.00, 4.99, 5.00 (hundredths).
+        let t = decimals(vec![Some(-2), Some(-1), Some(0), Some(499), Some(500), None]);
+        let c = Clip::parse(&json!({"d": {"min": -0.005, "max": 4.999}}), "clip").unwrap();
+        let a = c.apply(t).unwrap();
+        assert_eq!(decimal_values(&a.table), [Some(0), Some(0), Some(0), Some(499), Some(499), None]);
+        assert_eq!(a.extra, [("clipped", json!(3))]);
+        // A bound the scale holds exactly stays as it is.
+        let t = decimals(vec![Some(-2), Some(150), Some(151)]);
+        let a = Clip::parse(&json!({"d": {"min": -0.01, "max": 1.5}}), "clip").unwrap().apply(t).unwrap();
+        assert_eq!(decimal_values(&a.table), [Some(-1), Some(150), Some(150)]);
+    }
+
+    #[test]
+    fn quantile_bounds_on_decimals_move_inwards() {
+        // 0.01, 0.02, 0.03, 0.10: quantiles 0.25 → 0.0175 and 0.75 → 0.0475, inwards 0.02, 0.04.
+        let t = decimals(vec![Some(1), Some(2), Some(3), Some(10)]);
+        let c = Clip::parse(&json!({"d": {"quantiles": [0.25, 0.75]}}), "clip").unwrap();
+        assert_eq!(decimal_values(&c.apply(t).unwrap().table), [Some(2), Some(2), Some(3), Some(4)]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use arrow::array::{Array, ArrayRef, BooleanArray, Scalar, UInt64Array};
 use arrow::compute::kernels::boolean::and;
 use arrow::compute::kernels::zip::zip;
 use arrow::compute::{SortOptions, is_not_null, take};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use rayon::prelude::*;
@@ -15,7 +15,7 @@ use sluice_core::StageError;
 use sluice_core::registry::Issue;
 use sluice_plugin::type_name;
 
-use super::stats;
+use super::stats::{self, Round};
 use super::steps::{ColRef, column_table, columns};
 use super::table::{Applied, OpError, Table, scalar_of};
 
@@ -128,7 +128,7 @@ impl FillNulls {
             let ty = schema.field(i).data_type();
             match fill {
                 Fill::Value(v) => {
-                    if let Err(e) = scalar_of(&constant_text(v), ty) {
+                    if let Err(e) = constant_of(v, ty) {
                         issues.push(Issue::new(
                             &col.key,
                             format!("{v} cannot fill column `{}` ({}): {e}", col.name, type_name(ty)),
@@ -176,7 +176,7 @@ impl FillNulls {
             };
             let replacement = match fill {
                 Fill::Value(v) => Replacement::Scalar(
-                    scalar_of(&constant_text(v), &ty).map_err(|e| OpError::Issue(Issue::new(&col.key, e)))?,
+                    constant_of(v, &ty).map_err(|e| OpError::Issue(Issue::new(&col.key, e)))?,
                 ),
                 Fill::Mean => {
                     constant(stats::mean(&full)?)?.map_or(Replacement::Nothing, Replacement::Scalar)
@@ -271,6 +271,22 @@ fn constant_text(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// A fill constant as a one-row array of `ty`. A number with more decimal places than a
+/// decimal column holds is refused, as 1.5 is for an integer column: the cast would round
+/// it silently (1.005 into decimal(10,2) would fill 1.01).
+fn constant_of(v: &Value, ty: &DataType) -> Result<ArrayRef, String> {
+    let text = constant_text(v);
+    if let Some((_, scale)) = stats::decimal_shape(ty)
+        && let Some((m, from)) = stats::parse_decimal(&text)
+        && let Some((_, false)) = stats::rescale(m, from, i32::from(scale), Round::Down)
+    {
+        let places =
+            if scale == 1 { "1 decimal place".to_string() } else { format!("{scale} decimal places") };
+        return Err(format!("{text} has more decimal places than {} holds ({places})", type_name(ty)));
+    }
+    scalar_of(&text, ty)
 }
 
 enum Replacement {
@@ -497,6 +513,34 @@ mod tests {
             "k.x.method"
         );
         assert_eq!(FillNulls::parse(&json!({"x": [1]}), "k").unwrap_err()[0].key, "k.x");
+    }
+
+    /// Regression: `fill_nulls = { d = 1.005 }` on a decimal(10,2) column silently filled
+    /// 1.01; like 1.5 into an int64 column it is now refused.
+    #[test]
+    fn a_constant_with_more_decimal_places_than_the_column_is_refused() {
+        let schema = Arc::new(Schema::new(vec![Field::new("d", DataType::Decimal128(10, 2), true)]));
+        let d = arrow::array::Decimal128Array::from(vec![None, Some(250)])
+            .with_precision_and_scale(10, 2)
+            .unwrap();
+        let table = || {
+            Table::from_input(
+                schema.clone(),
+                vec![RecordBatch::try_new(schema.clone(), vec![Arc::new(d.clone())]).unwrap()],
+            )
+        };
+        let f = FillNulls::parse(&json!({"d": 1.005}), "fill_nulls").unwrap();
+        let mut issues = Vec::new();
+        f.derive(&schema, &mut issues);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].key, "fill_nulls.d");
+        assert!(issues[0].message.contains("1.005 has more decimal places than"), "{}", issues[0].message);
+        assert!(matches!(f.apply(table()), Err(OpError::Issue(_))));
+        // Constants the scale holds fill as written, trailing zeros and all.
+        for (constant, filled) in [(json!(1.5), "1.50"), (json!("1.010"), "1.01"), (json!(-3), "-3.00")] {
+            let a = FillNulls::parse(&json!({ "d": constant }), "k").unwrap().apply(table()).unwrap();
+            assert_eq!(values(&a.table, "d"), [filled, "2.50"]);
+        }
     }
 
     #[test]

@@ -75,6 +75,101 @@ pub fn number_as(v: f64, ty: &DataType) -> Result<ArrayRef, String> {
     cast_with_options(&array, ty, &options).map_err(|e| e.to_string())
 }
 
+/// Which way a value that falls between two values of a column type moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Round {
+    /// To the next value above (a lower bound moving inwards).
+    Up,
+    /// To the next value below (an upper bound moving inwards).
+    Down,
+}
+
+/// The precision and scale of a decimal type.
+pub fn decimal_shape(ty: &DataType) -> Option<(u8, i8)> {
+    match *ty {
+        DataType::Decimal32(p, s)
+        | DataType::Decimal64(p, s)
+        | DataType::Decimal128(p, s)
+        | DataType::Decimal256(p, s) => Some((p, s)),
+        _ => None,
+    }
+}
+
+/// A number written in decimal (`-12.345`, `1e-3`, as a user writes it or Rust prints an
+/// f64) as (unscaled digits, scale): the exact value is `digits × 10^-scale`. `None` for
+/// anything else or more digits than 128 bits hold.
+pub fn parse_decimal(text: &str) -> Option<(i128, i32)> {
+    let t = text.trim();
+    let (mantissa, exp) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], t[i + 1..].parse::<i32>().ok()?),
+        None => (t, 0),
+    };
+    let (negative, digits) = match mantissa.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, mantissa.strip_prefix('+').unwrap_or(mantissa)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if (int.is_empty() && frac.is_empty()) || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut m: i128 = 0;
+    for b in int.bytes().chain(frac.bytes()) {
+        m = m.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+    }
+    let scale = i32::try_from(frac.len()).ok()?.checked_sub(exp)?;
+    Some((if negative { -m } else { m }, scale))
+}
+
+/// `m × 10^-from` as a multiple of `10^-to`, moved `round` when it falls between two, and
+/// whether it was exact; `None` when the result does not fit 128 bits.
+pub fn rescale(m: i128, from: i32, to: i32, round: Round) -> Option<(i128, bool)> {
+    if to >= from {
+        let factor = 10i128.checked_pow(u32::try_from(to - from).ok()?)?;
+        return Some((m.checked_mul(factor)?, true));
+    }
+    let (floor, rest) = match u32::try_from(from - to).ok().and_then(|d| 10i128.checked_pow(d)) {
+        Some(div) => (m.div_euclid(div), m.rem_euclid(div)),
+        // The divisor is above every i128, so |m| is below it.
+        None => (if m >= 0 { 0 } else { -1 }, m),
+    };
+    let exact = rest == 0;
+    Some(match round {
+        Round::Down => (floor, exact),
+        Round::Up => (floor + i128::from(!exact), exact),
+    })
+}
+
+/// A one-row decimal array of type `ty` holding `unscaled × 10^-scale` of `ty`; an error
+/// when it has more digits than `ty`'s precision.
+pub fn decimal_as(unscaled: i128, ty: &DataType) -> Result<ArrayRef, String> {
+    let (precision, scale) = decimal_shape(ty).ok_or_else(|| format!("{ty} is not a decimal type"))?;
+    let fits = 10i128.checked_pow(u32::from(precision)).is_none_or(|limit| unscaled.abs() < limit);
+    if !fits {
+        return Err(format!("the value has more than {precision} digits"));
+    }
+    let array = arrow::array::Decimal128Array::from(vec![unscaled])
+        .with_precision_and_scale(38, scale)
+        .map_err(|e| e.to_string())?;
+    let options = CastOptions { safe: false, ..Default::default() };
+    cast_with_options(&array, ty, &options).map_err(|e| e.to_string())
+}
+
+/// A clip bound `v` as a one-row array of `ty`, moved to a value `ty` holds in direction
+/// `round` (inwards: a lower bound up, an upper bound down), so no value ends outside the
+/// bound as written. `None` when the bound lies outside the type's range.
+pub fn bound_as(v: f64, ty: &DataType, round: Round) -> Option<ArrayRef> {
+    if ty.is_integer() {
+        return number_as(if round == Round::Up { v.ceil() } else { v.floor() }, ty).ok();
+    }
+    if let Some((_, scale)) = decimal_shape(ty) {
+        // Rust prints the shortest digits that read back as `v`: 4.999 stays 4.999.
+        let (m, from) = parse_decimal(&format!("{v}"))?;
+        let (unscaled, _) = rescale(m, from, i32::from(scale), round)?;
+        return decimal_as(unscaled, ty).ok();
+    }
+    number_as(v, ty).ok()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -101,6 +196,25 @@ mod tests {
         assert_eq!(mode(&col).unwrap(), Some(1));
         let nulls: ArrayRef = Arc::new(StringArray::from(vec![None::<&str>, None, None]));
         assert_eq!(mode(&nulls).unwrap(), None);
+    }
+
+    #[test]
+    fn decimals_parse_exactly_and_rescale_in_the_asked_direction() {
+        assert_eq!(parse_decimal("4.999"), Some((4999, 3)));
+        assert_eq!(parse_decimal("-0.005"), Some((-5, 3)));
+        assert_eq!(parse_decimal("1e-3"), Some((1, 3)));
+        assert_eq!(parse_decimal("12"), Some((12, 0)));
+        assert_eq!(parse_decimal("1.5x"), None);
+        assert_eq!(rescale(4999, 3, 2, Round::Down), Some((499, false)));
+        assert_eq!(rescale(4999, 3, 2, Round::Up), Some((500, false)));
+        assert_eq!(rescale(-5, 3, 2, Round::Up), Some((0, false)));
+        assert_eq!(rescale(-5, 3, 2, Round::Down), Some((-1, false)));
+        assert_eq!(rescale(1500, 3, 2, Round::Down), Some((150, true)));
+        assert_eq!(rescale(15, 1, 3, Round::Down), Some((1500, true)));
+        // A divisor past 128 bits: the value is a tiny fraction.
+        assert_eq!(rescale(3, 60, 2, Round::Up), Some((1, false)));
+        assert_eq!(rescale(-3, 60, 2, Round::Up), Some((0, false)));
+        assert!(decimal_as(12345, &DataType::Decimal128(4, 2)).is_err());
     }
 
     #[test]
