@@ -10,6 +10,7 @@ use arrow::compute::kernels::cmp::{gt, gt_eq, lt, lt_eq};
 use arrow::compute::kernels::zip::zip;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use arrow::util::display::array_value_to_string;
 use rayon::prelude::*;
 use serde_json::Value;
 use sluice_core::StageError;
@@ -113,9 +114,10 @@ impl Clip {
         if issues.is_empty() { Ok(Clip { columns }) } else { Err(issues) }
     }
 
-    /// Checks the columns exist and are numbers; the schema is unchanged.
+    /// Checks the columns exist and are numbers, and that fixed bounds leave a value of the
+    /// column's type between them; the schema is unchanged.
     pub fn derive(&self, schema: &SchemaRef, issues: &mut Vec<Issue>) -> SchemaRef {
-        for (c, _) in &self.columns {
+        for (c, bounds) in &self.columns {
             let Some(i) = c.find(schema, issues) else { continue };
             let ty = schema.field(i).data_type();
             if !stats::is_numeric(ty) {
@@ -123,6 +125,10 @@ impl Clip {
                     &c.key,
                     format!("`clip` works on numbers, but column `{}` is {}", c.name, type_name(ty)),
                 ));
+            } else if let Bounds::Fixed { min, max } = *bounds
+                && let Err((a, b)) = typed_bounds(min, max, ty)
+            {
+                issues.push(crossed(c, ty, "`min` and `max`", min, max, &a, &b));
             }
         }
         schema.clone()
@@ -148,7 +154,14 @@ impl Clip {
                 },
             };
             let ty = table.schema.field(i).data_type().clone();
-            let (lo, hi) = typed_bounds(lo, hi, &ty);
+            let (lo, hi) = typed_bounds(lo, hi, &ty).map_err(|(a, b)| {
+                let from = match bounds {
+                    Bounds::Fixed { .. } => "`min` and `max`",
+                    Bounds::Quantiles(..) => "the quantiles of the data",
+                    Bounds::Iqr(_) => "the IQR fences of the data",
+                };
+                OpError::Issue(crossed(c, &ty, from, lo, hi, &a, &b))
+            })?;
             if lo.is_none() && hi.is_none() {
                 continue;
             }
@@ -185,9 +198,47 @@ impl Clip {
 /// lower one up, the upper one down: on an integer column a minimum of 0.5 is 1, on a
 /// decimal(10,2) column a maximum of 4.999 is 4.99), so no value ends outside a bound as
 /// written. A bound outside the type's range cannot be crossed: `None`, no clipping on that
-/// side.
-fn typed_bounds(lo: Option<f64>, hi: Option<f64>, ty: &DataType) -> (Option<ArrayRef>, Option<ArrayRef>) {
-    (lo.and_then(|v| stats::bound_as(v, ty, Round::Up)), hi.and_then(|v| stats::bound_as(v, ty, Round::Down)))
+/// side. When the moved bounds cross, no value of `ty` lies between the bounds: `Err` with
+/// the moved bounds as text.
+fn typed_bounds(
+    lo: Option<f64>,
+    hi: Option<f64>,
+    ty: &DataType,
+) -> Result<(Option<ArrayRef>, Option<ArrayRef>), (String, String)> {
+    let lo = lo.and_then(|v| stats::bound_as(v, ty, Round::Up));
+    let hi = hi.and_then(|v| stats::bound_as(v, ty, Round::Down));
+    if let (Some(a), Some(b)) = (&lo, &hi)
+        && gt(a, b).is_ok_and(|above| above.value(0))
+    {
+        let text = |x: &ArrayRef| array_value_to_string(x, 0).unwrap_or_else(|_| "?".into());
+        return Err((text(a), text(b)));
+    }
+    Ok((lo, hi))
+}
+
+/// The issue for bounds with no value of the column's type between them: clipping to them
+/// would put values outside one bound or the other.
+fn crossed(
+    c: &ColRef,
+    ty: &DataType,
+    from: &str,
+    lo: Option<f64>,
+    hi: Option<f64>,
+    lo_moved: &str,
+    hi_moved: &str,
+) -> Issue {
+    let show = |v: Option<f64>| v.map_or_else(|| "?".to_string(), |v| v.to_string());
+    Issue::new(
+        &c.key,
+        format!(
+            "{from} of column `{}` ({} and {}) have no {} value between them: moved inwards they are {lo_moved} and {hi_moved}",
+            c.name,
+            show(lo),
+            show(hi),
+            type_name(ty)
+        ),
+    )
+    .with_help("widen the bounds, or cast the column to float64 first")
 }
 
 type Infinities = (Option<ArrayRef>, Option<ArrayRef>);
@@ -293,10 +344,41 @@ mod tests {
 
     #[test]
     fn quantile_bounds_on_decimals_move_inwards() {
+        // 0.01, 0.02: the median 0.015 as both bounds leaves no decimal(10,2) value between.
+        let c = Clip::parse(&json!({"d": {"quantiles": [0.5, 0.5]}}), "clip").unwrap();
+        let Err(OpError::Issue(issue)) = c.apply(decimals(vec![Some(1), Some(2)])) else {
+            panic!("crossed bounds accepted")
+        };
+        assert!(issue.message.contains("moved inwards they are 0.02 and 0.01"), "{}", issue.message);
         // 0.01, 0.02, 0.03, 0.10: quantiles 0.25 → 0.0175 and 0.75 → 0.0475, inwards 0.02, 0.04.
         let t = decimals(vec![Some(1), Some(2), Some(3), Some(10)]);
         let c = Clip::parse(&json!({"d": {"quantiles": [0.25, 0.75]}}), "clip").unwrap();
         assert_eq!(decimal_values(&c.apply(t).unwrap().table), [Some(2), Some(2), Some(3), Some(4)]);
+    }
+
+    /// Regression: integer bounds that cross once moved inwards (-0.5 → 0, -0.2 → -1) were
+    /// accepted, and clipped every value to one bound or the other, counted twice.
+    #[test]
+    fn bounds_with_no_value_of_the_type_between_them_are_an_error() {
+        let c = Clip::parse(&json!({"i": {"min": -0.5, "max": -0.2}}), "clip").unwrap();
+        let mut issues = Vec::new();
+        c.derive(&input().schema, &mut issues);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].key, "clip.i");
+        assert_eq!(
+            issues[0].message,
+            "`min` and `max` of column `i` (-0.5 and -0.2) have no int64 value between them: moved inwards they are 0 and -1"
+        );
+        assert!(matches!(c.apply(input()), Err(OpError::Issue(i)) if i.key == "clip.i"));
+        // On a float column the same bounds are fine.
+        let mut issues = Vec::new();
+        Clip::parse(&json!({"f": {"min": -0.5, "max": -0.2}}), "clip")
+            .unwrap()
+            .derive(&input().schema, &mut issues);
+        assert!(issues.is_empty(), "{issues:?}");
+        // Equal integer bounds are one value, not a crossing.
+        let a = Clip::parse(&json!({"i": {"min": 2, "max": 2}}), "clip").unwrap().apply(input()).unwrap();
+        assert_eq!(a.extra, [("clipped", json!(4))]);
     }
 
     #[test]
