@@ -5,8 +5,10 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, TimestampMicrosecondArray};
-use arrow::compute::{CastOptions, can_cast_types, cast_with_options};
+use arrow::compute::kernels::cmp::distinct;
+use arrow::compute::{CastOptions, can_cast_types, cast_with_options, nullif};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::array_value_to_string;
 use chrono::format::{Fixed, Item, Numeric, ParseErrorKind, StrftimeItems};
@@ -19,6 +21,7 @@ use sluice_plugin::exact_cast::cast_exact;
 use sluice_plugin::types::TYPE_NAMES;
 use sluice_plugin::{parse_type_name, type_name};
 
+use super::stats;
 use super::steps::{ColRef, OnBad, column_table};
 use super::table::{Applied, OpError, Table};
 
@@ -114,7 +117,8 @@ impl Cast {
         convert(table, out, &targets, self.on_error, track, "cast", |k, array| {
             let (_, ty) = &self.columns[k];
             // A number that would lose its fraction or digits does not convert either.
-            cast_exact(array, ty).map_err(|e| StageError::arrow("casting", e))
+            let out = cast_exact(array, ty).map_err(|e| StageError::arrow("casting", e))?;
+            refuse_lossy(array, out, ty).map_err(|e| StageError::arrow("casting", e))
         })
     }
 }
@@ -195,6 +199,41 @@ impl ParseTimestamp {
             parse_timestamps(array, format)
         })
     }
+}
+
+/// `out` (the cast of `from` to `to`) with the values that did not survive the cast made
+/// NULL, so they follow `on_error` like any value that does not convert: `cast` never
+/// rounds. On top of what [`cast_exact`] refuses: an integer that a float cannot hold
+/// (9007199254740993 as float64 is 9007199254740992), a timestamp with a time of day cast
+/// to a date (as the text "2024-01-05 10:00" is refused), and digits beyond microseconds
+/// (from text, or a nanosecond timestamp), which the microsecond timestamp would cut off.
+/// Each is checked by casting back and comparing.
+fn refuse_lossy(from: &ArrayRef, out: ArrayRef, to: &DataType) -> Result<ArrayRef, ArrowError> {
+    let src = from.data_type();
+    let safe = CastOptions { safe: true, ..Default::default() };
+    // A number into a float; a timestamp into a date or a coarser timestamp.
+    let to_float = to.is_floating() && (src.is_integer() || stats::decimal_shape(src).is_some());
+    let to_coarser_time = matches!(to, DataType::Date32 | DataType::Date64 | DataType::Timestamp(..))
+        && matches!(src, DataType::Timestamp(..) | DataType::Date64);
+    let lost = if to_float || to_coarser_time {
+        let back = cast_with_options(&out, src, &safe)?;
+        Some(distinct(&back, from)?)
+    } else if let DataType::Timestamp(unit, tz) = to
+        && *unit != TimeUnit::Nanosecond
+        && matches!(src, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    {
+        // The text read at nanoseconds (where that range reaches): it must come back equal.
+        let fine = cast_with_options(from, &DataType::Timestamp(TimeUnit::Nanosecond, tz.clone()), &safe)?;
+        let back = cast_with_options(&out, fine.data_type(), &safe)?;
+        let differs = distinct(&back, &fine)?;
+        Some((0..out.len()).map(|i| Some(fine.is_valid(i) && differs.value(i))).collect())
+    } else {
+        None
+    };
+    let Some(lost) = lost else { return Ok(out) };
+    // Only rows where the cast gave a value: the others already count as refused.
+    let lost: BooleanArray = (0..out.len()).map(|i| Some(out.is_valid(i) && lost.value(i))).collect();
+    if lost.true_count() == 0 { Ok(out) } else { nullif(&out, &lost) }
 }
 
 fn timestamp() -> DataType {
@@ -485,6 +524,53 @@ mod tests {
         let strict = Cast::parse(&json!({"f": "int64"}), "cast").unwrap();
         let Err(OpError::Issue(i)) = strict.apply(t, out, false) else { panic!("expected an issue") };
         assert_eq!(i.message, "row 2 of the input: `2.7` in column `f` is not int64");
+    }
+
+    /// Casts `values` (one column `v`) to `to` with `on_error = "null"`: the result as text.
+    fn cast_values(values: ArrayRef, to: &str) -> Vec<Option<String>> {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", values.data_type().clone(), true)]));
+        let t = Table::from_input(schema.clone(), vec![RecordBatch::try_new(schema, vec![values]).unwrap()]);
+        let c = Cast::parse(&json!({"columns": {"v": to}, "on_error": "null"}), "cast").unwrap();
+        let mut issues = Vec::new();
+        let out = c.derive(&t.schema, &mut issues);
+        assert!(issues.is_empty(), "{issues:?}");
+        let col = c.apply(t, out, false).unwrap().table.column(0).unwrap();
+        (0..col.len()).map(|i| col.is_valid(i).then(|| array_value_to_string(&col, i).unwrap())).collect()
+    }
+
+    /// Regression: "cast never rounds", but these casts rounded or cut silently.
+    #[test]
+    fn cast_refuses_values_that_do_not_survive_the_conversion() {
+        // 2^53 + 1 has no float64; 2^53 does. float32 holds fewer.
+        let ints: ArrayRef =
+            Arc::new(Int64Array::from(vec![Some(9007199254740993), Some(9007199254740992), Some(-3), None]));
+        assert_eq!(
+            cast_values(ints.clone(), "float64"),
+            [None, Some("9007199254740992.0".into()), Some("-3.0".into()), None]
+        );
+        let ints: ArrayRef = Arc::new(Int64Array::from(vec![Some(16777217), Some(16777216)]));
+        assert_eq!(cast_values(ints, "float32"), [None, Some("16777216.0".into())]);
+        // A timestamp with a time of day is not a date, as the text "2024-01-05 10:00" is not.
+        let day = 19727 * 86_400_000_000i64; // 2024-01-05 00:00 in microseconds
+        let times: ArrayRef =
+            Arc::new(TimestampMicrosecondArray::from(vec![Some(day), Some(day + 36_000_000_000), None]));
+        assert_eq!(cast_values(times, "date"), [Some("2024-01-05".into()), None, None]);
+        // Digits beyond microseconds would be cut off; zeros there are fine.
+        let text: ArrayRef = Arc::new(StringArray::from(vec![
+            "2024-01-05 10:00:00.123456",
+            "2024-01-05 10:00:00.1234567",
+            "2024-01-05 10:00:00.123456000",
+            "2024-01-05",
+        ]));
+        assert_eq!(
+            cast_values(text, "timestamp"),
+            [
+                Some("2024-01-05T10:00:00.123456".into()),
+                None,
+                Some("2024-01-05T10:00:00.123456".into()),
+                Some("2024-01-05T00:00:00".into())
+            ]
+        );
     }
 
     #[test]
