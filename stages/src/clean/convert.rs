@@ -248,6 +248,8 @@ struct FormatParts {
     offset: bool,
     /// It reads a full year (`%Y`).
     full_year: bool,
+    /// It reads a two-digit year (`%y`) with no century (`%C`) beside it.
+    two_digit_year: bool,
     /// It reads a zone name (`%Z`), which chrono skips without using.
     zone_name: bool,
 }
@@ -257,11 +259,14 @@ impl FormatParts {
         let (mut year, mut month, mut day, mut ordinal, mut week, mut weekday) =
             (false, false, false, false, false, false);
         let (mut whole, mut offset, mut full_year, mut zone_name) = (false, false, false, false);
+        let (mut year_mod_100, mut century) = (false, false);
         for item in StrftimeItems::new(format) {
             match item {
                 Item::Numeric(n, _) => match n {
                     Numeric::Year => (year, full_year) = (true, true),
-                    Numeric::YearMod100 | Numeric::IsoYear | Numeric::IsoYearMod100 => year = true,
+                    Numeric::YearMod100 => (year, year_mod_100) = (true, true),
+                    Numeric::YearDiv100 => century = true,
+                    Numeric::IsoYear | Numeric::IsoYearMod100 => year = true,
                     Numeric::Month => month = true,
                     Numeric::Day => day = true,
                     Numeric::Ordinal => ordinal = true,
@@ -287,7 +292,8 @@ impl FormatParts {
             }
         }
         let date = whole || (year && ((month && day) || ordinal || (week && weekday)));
-        FormatParts { date, offset, full_year, zone_name }
+        let two_digit_year = year_mod_100 && !century && !full_year;
+        FormatParts { date, offset, full_year, two_digit_year, zone_name }
     }
 }
 
@@ -299,16 +305,27 @@ fn parse_timestamps(array: &ArrayRef, format: &str) -> Result<ArrayRef, StageErr
     let text = text.as_string::<i32>();
     let parts = FormatParts::of(format);
     let parse_one = |s: &str| -> Option<i64> {
+        // chrono reads %y 69 as 2069; POSIX, Python and the csv connector read 69–99 as
+        // 19xx (00–68 as 20xx). Only 69 differs, and 2069 is no leap year, nor is 1969.
+        let pivot = |year: i32| parts.two_digit_year && year == 2069;
         let dt = if parts.offset {
-            DateTime::parse_from_str(s, format).ok()?.naive_utc()
+            let mut dt = DateTime::parse_from_str(s, format).ok()?;
+            if pivot(dt.year()) {
+                dt = dt.with_year(1969)?;
+            }
+            dt.naive_utc()
         } else {
-            match NaiveDateTime::parse_from_str(s, format) {
+            let mut dt = match NaiveDateTime::parse_from_str(s, format) {
                 Ok(dt) => dt,
                 Err(e) if e.kind() == ParseErrorKind::NotEnough => {
                     NaiveDate::parse_from_str(s, format).ok()?.and_hms_opt(0, 0, 0)?
                 }
                 Err(_) => return None,
+            };
+            if pivot(dt.year()) {
+                dt = dt.with_year(1969)?;
             }
+            dt
         };
         // chrono reads `70` for %Y as the year 70; a two-digit year is %y.
         if parts.full_year && !(1000..=9999).contains(&dt.year()) {
@@ -638,6 +655,24 @@ mod tests {
         let col = parsed("%m/%d/%Y", &[Some("1/1/1970"), Some("1/1/70")]);
         assert_eq!(array_value_to_string(&col, 0).unwrap(), "1970-01-01T00:00:00");
         assert!(col.is_null(1), "70 is not a %Y year");
+    }
+
+    /// Regression: `%y` read 69 as 2069; the csv connector (docs/connectors.md), POSIX and
+    /// Python read 69–99 as 19xx and 00–68 as 20xx.
+    #[test]
+    fn two_digit_years_from_69_are_the_1900s() {
+        let col = parsed(
+            "%d/%m/%y",
+            &[Some("1/1/68"), Some("1/1/69"), Some("31/12/99"), Some("1/1/00"), Some("1/1/70")],
+        );
+        let years: Vec<String> =
+            (0..col.len()).map(|i| array_value_to_string(&col, i).unwrap()[..4].to_string()).collect();
+        assert_eq!(years, ["2068", "1969", "1999", "2000", "1970"]);
+        let col = parsed("%d/%m/%y %H:%M%z", &[Some("1/1/69 00:30+0100")]);
+        assert_eq!(array_value_to_string(&col, 0).unwrap(), "1968-12-31T23:30:00");
+        // With the century given, 69 is what %C says.
+        let col = parsed("%d/%m/%C%y", &[Some("1/1/2069")]);
+        assert_eq!(array_value_to_string(&col, 0).unwrap(), "2069-01-01T00:00:00");
     }
 
     #[test]
