@@ -181,6 +181,11 @@ impl FillNulls {
                 Fill::Mean => {
                     constant(stats::mean(&full)?)?.map_or(Replacement::Nothing, Replacement::Scalar)
                 }
+                Fill::Median
+                    if ty.is_integer() || stats::decimal_shape(&ty).is_some_and(|(p, _)| p <= 38) =>
+                {
+                    stats::exact_median(&full)?.map_or(Replacement::Nothing, Replacement::Scalar)
+                }
                 Fill::Median => constant(stats::quantiles(&full, &[0.5])?.and_then(|q| q.first().copied()))?
                     .map_or(Replacement::Nothing, Replacement::Scalar),
                 Fill::Mode => match stats::mode(&full)? {
@@ -541,6 +546,18 @@ mod tests {
             let a = FillNulls::parse(&json!({ "d": constant }), "k").unwrap().apply(table()).unwrap();
             assert_eq!(values(&a.table, "d"), [filled, "2.50"]);
         }
+    }
+
+    /// Regression: an int64 median fill went through f64 (9007199254740993 twice filled
+    /// 9007199254740992).
+    #[test]
+    fn an_integer_median_fill_is_exact() {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
+        let n = Int64Array::from(vec![Some(9007199254740993), None, Some(9007199254740993)]);
+        let t =
+            Table::from_input(schema.clone(), vec![RecordBatch::try_new(schema, vec![Arc::new(n)]).unwrap()]);
+        let a = FillNulls::parse(&json!({"n": "median"}), "k").unwrap().apply(t).unwrap();
+        assert_eq!(values(&a.table, "n"), ["9007199254740993"; 3]);
     }
 
     #[test]

@@ -75,6 +75,43 @@ pub fn number_as(v: f64, ty: &DataType) -> Result<ArrayRef, String> {
     cast_with_options(&array, ty, &options).map_err(|e| e.to_string())
 }
 
+/// The median of an integer or decimal (precision ≤ 38) column computed exactly, as a
+/// one-row array of the column's type: through f64, integers past 2^53 lose their last
+/// digits. Between two middle values it is their mean, a half rounded away from zero (as
+/// integer fills are rounded). `Ok(None)` when the column has no values, or a type this
+/// does not handle (the caller goes through f64).
+pub fn exact_median(col: &ArrayRef) -> Result<Option<ArrayRef>, StageError> {
+    let ty = col.data_type();
+    let wide = match decimal_shape(ty) {
+        _ if ty.is_integer() => DataType::Decimal128(38, 0),
+        Some((p, s)) if p <= 38 => DataType::Decimal128(38, s),
+        _ => return Ok(None),
+    };
+    let options = CastOptions { safe: false, ..Default::default() };
+    let unscaled =
+        cast_with_options(col, &wide, &options).map_err(|e| StageError::arrow("reading numbers", e))?;
+    let mut values: Vec<i128> =
+        unscaled.as_primitive::<arrow::datatypes::Decimal128Type>().iter().flatten().collect();
+    if values.is_empty() {
+        return Ok(None);
+    }
+    values.sort_unstable();
+    let n = values.len();
+    let median = if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        // Two values of the column's type: their sum fits 128 bits.
+        let sum = values[n / 2 - 1] + values[n / 2];
+        let half = sum / 2;
+        if sum % 2 == 0 { half } else { half + sum.signum() }
+    };
+    let DataType::Decimal128(_, scale) = wide else { return Ok(None) };
+    let one = arrow::array::Decimal128Array::from(vec![median])
+        .with_precision_and_scale(38, scale)
+        .map_err(|e| StageError::arrow("computing the median", e))?;
+    cast_with_options(&one, ty, &options).map(Some).map_err(|e| StageError::arrow("computing the median", e))
+}
+
 /// Which way a value that falls between two values of a column type moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Round {
@@ -215,6 +252,31 @@ mod tests {
         assert_eq!(rescale(3, 60, 2, Round::Up), Some((1, false)));
         assert_eq!(rescale(-3, 60, 2, Round::Up), Some((0, false)));
         assert!(decimal_as(12345, &DataType::Decimal128(4, 2)).is_err());
+    }
+
+    /// Regression: the median of an int64 column went through f64, so two values of
+    /// 9007199254740993 filled 9007199254740992.
+    #[test]
+    fn integer_and_decimal_medians_are_exact() {
+        let median = |col: ArrayRef| {
+            let m = exact_median(&col).unwrap().unwrap();
+            arrow::util::display::array_value_to_string(&m, 0).unwrap()
+        };
+        let big = 9007199254740993i64;
+        assert_eq!(median(Arc::new(Int64Array::from(vec![Some(big), None, Some(big)]))), big.to_string());
+        assert_eq!(
+            median(Arc::new(Int64Array::from(vec![i64::MAX, i64::MAX - 2]))),
+            (i64::MAX - 1).to_string()
+        );
+        // Halves round away from zero.
+        assert_eq!(median(Arc::new(Int64Array::from(vec![1, 2, 9, 0]))), "2");
+        assert_eq!(median(Arc::new(Int64Array::from(vec![-1, -2]))), "-2");
+        assert_eq!(median(Arc::new(Int64Array::from(vec![3, 1, 2]))), "2");
+        let d = arrow::array::Decimal128Array::from(vec![101, 102]).with_precision_and_scale(10, 2).unwrap();
+        assert_eq!(median(Arc::new(d)), "1.02");
+        assert!(
+            exact_median(&(Arc::new(Int64Array::from(vec![None::<i64>])) as ArrayRef)).unwrap().is_none()
+        );
     }
 
     #[test]
