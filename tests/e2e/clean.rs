@@ -382,33 +382,50 @@ fn outputs_are_the_same_whether_handed_over_in_memory_or_reread_from_parquet() {
     assert_eq!(runs[0], runs[1]);
 }
 
+/// A clean stage `tidy` over ORDERS: drop_nulls, then a query that removes the Spanish rows.
+fn sql_removing_rows(keep_rejects: bool) -> String {
+    orders_then(
+        "sql-step",
+        &format!(
+            r#"[stages.tidy]
+kind = "clean"
+inputs = ["orders"]
+keep_rejects = {keep_rejects}
+drop_nulls = ["CustomerID"]
+sql = "SELECT * FROM input WHERE Country <> 'Spain'"
+"#
+        ),
+    )
+}
+
 #[test]
 fn rows_a_sql_step_removes_count_as_removed() {
     let s = Scratch::new();
     s.write("data/orders.csv", ORDERS);
-    let file = s.write(
-        "p.toml",
-        &orders_then(
-            "sql-step",
-            r#"[stages.tidy]
-kind = "clean"
-inputs = ["orders"]
-keep_rejects = true
-drop_nulls = ["CustomerID"]
-sql = "SELECT * FROM input WHERE Country <> 'Spain'"
-"#,
-        ),
-    );
+    let file = s.write("p.toml", &sql_removing_rows(false));
     let (code, r) = s.run_json(&file, &[]);
     assert_eq!(code, 0, "{r:#}");
     let ops = operations(&r, "tidy");
     let ops: Vec<(&str, u64, u64)> = ops.iter().map(|(o, a, b)| (o.as_str(), *a, *b)).collect();
     assert_eq!(ops, [("drop_nulls", 8, 7), ("sql", 7, 5)]);
-    let metrics = stage_field(&r, "tidy", "metrics");
-    assert_eq!(metrics["rows_removed"], 3);
-    // Only the rows `rejects` holds count as rejected: the sql step's cannot be traced.
-    assert_eq!(metrics["rows_rejected"], 1);
-    assert_eq!(rows(&output(&r, "tidy", "rejects")), 1);
+    assert_eq!(stage_field(&r, "tidy", "metrics")["rows_removed"], 3);
+}
+
+/// Regression: with keep_rejects, rows a `sql` step removed vanished (rows_rejected 0,
+/// nothing in `rejects`), though nothing is to be dropped silently.
+#[test]
+fn with_keep_rejects_a_sql_step_that_removes_rows_fails_the_stage() {
+    let s = Scratch::new();
+    s.write("data/orders.csv", ORDERS);
+    let file = s.write("p.toml", &sql_removing_rows(true));
+    let (code, r) = s.run_json(&file, &[]);
+    assert_ne!(code, 0, "{r:#}");
+    let error = stage_field(&r, "tidy", "error").to_string();
+    assert!(
+        error.contains("with `keep_rejects`, this `sql` step (step 1) removed 2 rows, which cannot be traced back to the input for `rejects`"),
+        "{error}"
+    );
+    assert!(error.contains("use a `filter`") || error.contains("with a `filter` step"), "{error}");
 }
 
 /// Writes `data/nan.parquet`: `id`, and floats `a`, `b` and `x`, where `x` holds a NaN with

@@ -287,6 +287,9 @@ impl Stage for CleanStage {
                     OpError::Stage(e) => e,
                 })?;
             let Applied { table: next, removed, reasons, removed_count, extra } = applied;
+            if self.keep_rejects && matches!(step.op, Op::Sql(_)) && (next.rows() as u64) < rows_in {
+                return Err(diagnostic(spec, &sql_removed_rows(step, rows_in - next.rows() as u64)));
+            }
             // Only these ops compute new float values (`0.0 / 0.0` in a query, "-NaN" cast).
             table = if matches!(step.op, Op::Sql(_) | Op::Cast(_)) { next.canonical_nans()? } else { next };
             // A `sql` step cannot say which rows it dropped (they are not in `rejects`), but
@@ -334,6 +337,20 @@ impl Stage for CleanStage {
         ctx.metric("rows_removed", removed_total);
         Ok(())
     }
+}
+
+/// With `keep_rejects`, a `sql` step removed rows: a query's result does not map back to
+/// input rows, so they cannot go to `rejects`, and nothing may be dropped silently.
+fn sql_removed_rows(step: &Step, removed: u64) -> Issue {
+    let rows = if removed == 1 { "1 row".to_string() } else { format!("{removed} rows") };
+    Issue::new(
+        &step.key,
+        format!(
+            "with `keep_rejects`, this `sql` step (step {}) removed {rows}, which cannot be traced back to the input for `rejects`",
+            step.index
+        ),
+    )
+    .with_help("remove the rows with a `filter` step before the `sql` step (its rows go to `rejects`), or turn `keep_rejects` off")
 }
 
 /// Keeps only the selected rows. While the input's Parquet file is still being encoded
