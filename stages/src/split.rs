@@ -212,8 +212,21 @@ impl SplitConfig {
                 (None, &[])
             }
         };
+        // Per-user, `n` and `test_fraction` each belong to one holdout: say which.
+        let holdout_of = |k: &str| match (&parsed, k) {
+            (Some(Method::PerUser { last_n: None, .. }), "n") => Some(("fraction", "last-n")),
+            (Some(Method::PerUser { last_n: Some(_), .. }), "test_fraction") => Some(("last-n", "fraction")),
+            _ => None,
+        };
         if parsed.is_some() {
             for k in config.keys().filter(|k| k.as_str() != "method" && !allowed.contains(&k.as_str())) {
+                if let Some((holdout, other)) = holdout_of(k) {
+                    issues.push(
+                        Issue::new(k.as_str(), format!("`{k}` does not apply to holdout = \"{holdout}\""))
+                            .with_help(format!("`{k}` is for holdout = \"{other}\"")),
+                    );
+                    continue;
+                }
                 issues.push(
                     Issue::new(k.as_str(), format!("`{k}` does not apply to method \"{method}\"")).with_help(
                         format!(
@@ -866,6 +879,15 @@ mod tests {
         }
         assert_eq!(sizes, [3, 3, 3]);
         assert_eq!(cfg(json!({"folds": 3})).unwrap_err()[0].key, "folds");
+        // Regression: `n` with holdout = "fraction" blamed the method, not the holdout.
+        let e = cfg(json!({"method": "per-user", "user_column": "u", "holdout": "fraction", "n": 3}))
+            .unwrap_err();
+        assert_eq!(
+            (e[0].key.as_str(), e[0].message.as_str(), e[0].help.as_deref()),
+            ("n", "`n` does not apply to holdout = \"fraction\"", Some("`n` is for holdout = \"last-n\""))
+        );
+        let e = cfg(json!({"method": "per-user", "user_column": "u", "test_fraction": 0.3})).unwrap_err();
+        assert_eq!(e[0].message, "`test_fraction` does not apply to holdout = \"last-n\"");
         assert_eq!(cfg(json!({"method": "kfold", "folds": 1})).unwrap_err()[0].key, "folds");
         assert_eq!(
             cfg(json!({"method": "time", "time_column": "t", "cutoff": 2})).unwrap_err()[0].key,
