@@ -52,7 +52,7 @@ impl TextOp {
         for c in &self.columns {
             let Some(i) = c.find(schema, issues) else { continue };
             let ty = schema.field(i).data_type();
-            if !matches!(ty, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+            if !is_text(ty) {
                 issues.push(
                     Issue::new(
                         &c.key,
@@ -87,8 +87,25 @@ impl TextOp {
     }
 }
 
+/// Strings, plain or dictionary-encoded (pandas writes a Categorical column as a
+/// dictionary of strings).
+fn is_text(ty: &DataType) -> bool {
+    match ty {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, values) => is_text(values),
+        _ => false,
+    }
+}
+
 fn rewrite(col: &ArrayRef, kind: TextKind) -> Result<ArrayRef, StageError> {
     match col.data_type() {
+        // Each distinct value is rewritten once and the keys kept: the column stays a
+        // dictionary. Two values may become equal (" a" and "a" trimmed); every comparison
+        // goes through the values, so they still compare equal.
+        DataType::Dictionary(..) => {
+            let dict = col.as_any_dictionary();
+            Ok(dict.with_values(rewrite(dict.values(), kind)?))
+        }
         DataType::Utf8 => Ok(Arc::new(rewrite_strings(col.as_string::<i32>(), kind))),
         DataType::LargeUtf8 => Ok(Arc::new(rewrite_strings(col.as_string::<i64>(), kind))),
         DataType::Utf8View => {
@@ -180,6 +197,34 @@ mod tests {
         let l = TextOp::parse("lowercase", &json!("s"), "lowercase").unwrap().apply(t.table).unwrap();
         assert_eq!(strings(&l)[0].as_deref(), Some("äpfel"));
         assert_eq!(strings(&l)[2].as_deref(), Some("i\u{307}stanbul"));
+    }
+
+    /// Regression: dictionary-encoded strings (a pandas Categorical in Parquet) were
+    /// refused as not strings.
+    #[test]
+    fn dictionary_encoded_strings_are_rewritten_and_stay_dictionaries() {
+        use arrow::array::DictionaryArray;
+        use arrow::datatypes::Int32Type;
+
+        let ty = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let schema = Arc::new(Schema::new(vec![Field::new("c", ty.clone(), true)]));
+        let values: DictionaryArray<Int32Type> =
+            vec![Some(" UK "), Some("France"), None, Some(" UK ")].into_iter().collect();
+        let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap();
+        let t = Table::from_input(schema.clone(), vec![b]);
+        for op in ["trim", "lowercase"] {
+            let mut issues = Vec::new();
+            TextOp::parse(op, &json!(["c"]), op).unwrap().derive(&schema, &mut issues);
+            assert!(issues.is_empty(), "{op}: {issues:?}");
+        }
+        let trimmed = TextOp::parse("trim", &json!(["c"]), "trim").unwrap().apply(t).unwrap();
+        let lowered =
+            TextOp::parse("lowercase", &json!(["c"]), "lowercase").unwrap().apply(trimmed.table).unwrap();
+        let col = lowered.table.column(0).unwrap();
+        assert_eq!(col.data_type(), &ty);
+        let plain = cast(&col, &DataType::Utf8).unwrap();
+        let got: Vec<Option<&str>> = plain.as_string::<i32>().iter().collect();
+        assert_eq!(got, [Some("uk"), Some("france"), None, Some("uk")]);
     }
 
     #[test]
