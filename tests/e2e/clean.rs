@@ -117,6 +117,14 @@ fn collect_clean_split_counts_every_operation_and_keeps_rejects() {
     let metrics = stage_field(&r, "tidy", "metrics");
     assert_eq!(metrics["rows_removed"], 4);
     assert_eq!(metrics["operations"][6]["filled"], 1);
+    // Regression: the docs list `rows_removed` per operation, the record had none.
+    let removed: Vec<u64> = metrics["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["rows_removed"].as_u64().expect("rows_removed per operation"))
+        .collect();
+    assert_eq!(removed, [1, 1, 1, 1, 0, 0, 0, 0]);
 
     let data = output(&r, "tidy", "data");
     assert_eq!(

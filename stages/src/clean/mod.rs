@@ -302,6 +302,8 @@ impl Stage for CleanStage {
                 "op": step.name,
                 "rows_in": rows_in,
                 "rows_out": table.rows() as u64,
+                // As the docs list it per operation (a `sql` step may also add rows: 0).
+                "rows_removed": rows_in.saturating_sub(table.rows() as u64),
             });
             if let Some(obj) = record.as_object_mut() {
                 for (k, v) in extra {
