@@ -158,7 +158,9 @@ impl StageKind for CleanKind {
     }
 
     fn version(&self) -> &'static str {
-        "1"
+        // 2: outputs changed (canonical NaN, inward decimal clip bounds, exact casts and
+        // medians, %y 69 as 1969); artifacts cached under 1 are not reused.
+        "2"
     }
 
     fn arity(&self) -> Arity {
