@@ -540,7 +540,8 @@ impl Connector for PostgresConnector {
     }
 
     fn version(&self) -> &str {
-        "1"
+        // 2: values changed (strict contract conversions, numerics beyond float64 refused).
+        "2"
     }
 
     fn keys(&self) -> &[KeySpec] {

@@ -572,7 +572,9 @@ impl Connector for SqliteConnector {
     }
 
     fn version(&self) -> &str {
-        "1"
+        // 2: values changed (declared dates, timestamps and bools read by this connector's
+        // own rules, strict contract conversions).
+        "2"
     }
 
     fn keys(&self) -> &[KeySpec] {

@@ -143,7 +143,9 @@ impl StageKind for FeatureKind {
     }
 
     fn version(&self) -> &'static str {
-        "1"
+        // 2: outputs changed (NaN in float min/max, compensated rolling sums, exact
+        // bucketize of integers, scaled constants); artifacts cached under 1 are not reused.
+        "2"
     }
 
     fn arity(&self) -> Arity {
