@@ -1,12 +1,13 @@
-//! Conversions that never round a number into an integer or decimal type: 2.7 is not an
-//! int64 and 1.005 is not a decimal(6, 2). Arrow's cast truncates such values silently;
-//! declared types and `cast` promise that a value which does not fit is refused instead.
+//! Conversions that never round: 2.7 is not an int64, 1.005 is not a decimal(6, 2),
+//! 9007199254740993 is not a float64, a timestamp with a time of day is not a date. Arrow's
+//! cast rounds or truncates such values silently; declared types and `cast` promise that a
+//! value which does not fit is refused instead.
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::kernels::cmp::distinct;
 use arrow::compute::{CastOptions, cast_with_options, nullif};
-use arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type};
+use arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type, TimeUnit};
 use arrow::error::ArrowError;
 
 /// Casts `array` to `to`. A value that does not convert, or converts only approximately (a
@@ -15,10 +16,53 @@ use arrow::error::ArrowError;
 pub fn cast_exact(array: &ArrayRef, to: &DataType) -> Result<ArrayRef, ArrowError> {
     let safe = CastOptions { safe: true, ..Default::default() };
     let out = cast_with_options(array, to, &safe)?;
-    match inexact_rows(array, &out, to)? {
-        Some(inexact) if inexact.true_count() > 0 => nullif(&out, &inexact),
+    let out = match inexact_rows(array, &out, to)? {
+        Some(inexact) if inexact.true_count() > 0 => nullif(&out, &inexact)?,
+        _ => out,
+    };
+    match lossy_rows(array, &out, to)? {
+        Some(lost) if lost.true_count() > 0 => nullif(&out, &lost),
         _ => Ok(out),
     }
+}
+
+/// Rows that a float or a coarser time cannot hold, found by casting back and comparing:
+/// an integer or decimal a float cannot hold exactly (9007199254740993 as float64 is
+/// 9007199254740992), a timestamp with a time of day cast to a date (as the text
+/// "2024-01-05 10:00" is refused), and digits beyond the target's unit (from text, or a
+/// nanosecond timestamp), which it would cut off.
+fn lossy_rows(from: &ArrayRef, out: &ArrayRef, to: &DataType) -> Result<Option<BooleanArray>, ArrowError> {
+    let src = from.data_type();
+    let safe = CastOptions { safe: true, ..Default::default() };
+    let exact_number = src.is_integer()
+        || matches!(
+            src,
+            DataType::Decimal32(..)
+                | DataType::Decimal64(..)
+                | DataType::Decimal128(..)
+                | DataType::Decimal256(..)
+        );
+    let to_float = to.is_floating() && exact_number;
+    let to_coarser_time = matches!(to, DataType::Date32 | DataType::Date64 | DataType::Timestamp(..))
+        && matches!(src, DataType::Timestamp(..) | DataType::Date64)
+        && src != to;
+    let lost = if to_float || to_coarser_time {
+        let back = cast_with_options(out, src, &safe)?;
+        distinct(&back, from)?
+    } else if let DataType::Timestamp(unit, tz) = to
+        && *unit != TimeUnit::Nanosecond
+        && is_text(src)
+    {
+        // The text read at nanoseconds (where that range reaches): it must come back equal.
+        let fine = cast_with_options(from, &DataType::Timestamp(TimeUnit::Nanosecond, tz.clone()), &safe)?;
+        let back = cast_with_options(out, fine.data_type(), &safe)?;
+        let differs = distinct(&back, &fine)?;
+        (0..out.len()).map(|i| Some(fine.is_valid(i) && differs.value(i))).collect()
+    } else {
+        return Ok(None);
+    };
+    // Only rows where the cast gave a value: the others are refused already.
+    Ok(Some(valid_and(out, &lost)))
 }
 
 /// Rows whose converted value differs from the original (`None` when the conversion
@@ -137,9 +181,31 @@ mod tests {
     }
 
     #[test]
-    fn widening_and_float_targets_round_but_do_not_overflow() {
-        let a: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None, Some(i64::MAX)]));
-        assert_eq!(cast_exact(&a, &DataType::Float64).unwrap().null_count(), 1);
+    fn integers_a_float_cannot_hold_and_times_of_day_are_refused() {
+        // 2^53 + 1 and i64::MAX have no float64; 2^53 has.
+        let a: ArrayRef = Arc::new(Int64Array::from(vec![
+            Some(1),
+            None,
+            Some(i64::MAX),
+            Some(1 << 53),
+            Some((1 << 53) + 1),
+        ]));
+        let out = cast_exact(&a, &DataType::Float64).unwrap();
+        assert_eq!(values(&out), [Some("1.0".into()), None, None, Some("9007199254740992.0".into()), None]);
+        // A timestamp is a date only at midnight; a coarser unit must not cut digits.
+        let day = 19_727 * 86_400_000_000i64;
+        let t: ArrayRef = Arc::new(arrow::array::TimestampMicrosecondArray::from(vec![day, day + 1]));
+        assert_eq!(values(&cast_exact(&t, &DataType::Date32).unwrap()), [Some("2024-01-05".into()), None]);
+        let ms = DataType::Timestamp(TimeUnit::Millisecond, None);
+        assert_eq!(cast_exact(&t, &ms).unwrap().null_count(), 1);
+        let text: ArrayRef =
+            Arc::new(StringArray::from(vec!["2024-01-05 10:00:00.1234560", "2024-01-05 10:00:00.1234567"]));
+        let us = DataType::Timestamp(TimeUnit::Microsecond, None);
+        assert_eq!(cast_exact(&text, &us).unwrap().null_count(), 1);
+    }
+
+    #[test]
+    fn float32_rounds_but_does_not_overflow() {
         let f: ArrayRef = Arc::new(Float64Array::from(vec![0.1, 1e40, f64::INFINITY, f64::NAN]));
         let out = cast_exact(&f, &DataType::Float32).unwrap();
         assert_eq!(values(&out), [Some("0.1".into()), None, Some("inf".into()), Some("NaN".into())]);

@@ -5,10 +5,8 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, TimestampMicrosecondArray};
-use arrow::compute::kernels::cmp::distinct;
-use arrow::compute::{CastOptions, can_cast_types, cast_with_options, nullif};
+use arrow::compute::{CastOptions, can_cast_types, cast_with_options};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::array_value_to_string;
 use chrono::format::{Fixed, Item, Numeric, ParseErrorKind, StrftimeItems};
@@ -21,7 +19,6 @@ use sluice_plugin::exact_cast::cast_exact;
 use sluice_plugin::types::TYPE_NAMES;
 use sluice_plugin::{parse_type_name, type_name};
 
-use super::stats;
 use super::steps::{ColRef, OnBad, column_table};
 use super::table::{Applied, OpError, Table};
 
@@ -117,8 +114,7 @@ impl Cast {
         convert(table, out, &targets, self.on_error, track, "cast", |k, array| {
             let (_, ty) = &self.columns[k];
             // A number that would lose its fraction or digits does not convert either.
-            let out = cast_exact(array, ty).map_err(|e| StageError::arrow("casting", e))?;
-            refuse_lossy(array, out, ty).map_err(|e| StageError::arrow("casting", e))
+            cast_exact(array, ty).map_err(|e| StageError::arrow("casting", e))
         })
     }
 }
@@ -199,41 +195,6 @@ impl ParseTimestamp {
             parse_timestamps(array, format)
         })
     }
-}
-
-/// `out` (the cast of `from` to `to`) with the values that did not survive the cast made
-/// NULL, so they follow `on_error` like any value that does not convert: `cast` never
-/// rounds. On top of what [`cast_exact`] refuses: an integer that a float cannot hold
-/// (9007199254740993 as float64 is 9007199254740992), a timestamp with a time of day cast
-/// to a date (as the text "2024-01-05 10:00" is refused), and digits beyond microseconds
-/// (from text, or a nanosecond timestamp), which the microsecond timestamp would cut off.
-/// Each is checked by casting back and comparing.
-fn refuse_lossy(from: &ArrayRef, out: ArrayRef, to: &DataType) -> Result<ArrayRef, ArrowError> {
-    let src = from.data_type();
-    let safe = CastOptions { safe: true, ..Default::default() };
-    // A number into a float; a timestamp into a date or a coarser timestamp.
-    let to_float = to.is_floating() && (src.is_integer() || stats::decimal_shape(src).is_some());
-    let to_coarser_time = matches!(to, DataType::Date32 | DataType::Date64 | DataType::Timestamp(..))
-        && matches!(src, DataType::Timestamp(..) | DataType::Date64);
-    let lost = if to_float || to_coarser_time {
-        let back = cast_with_options(&out, src, &safe)?;
-        Some(distinct(&back, from)?)
-    } else if let DataType::Timestamp(unit, tz) = to
-        && *unit != TimeUnit::Nanosecond
-        && matches!(src, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-    {
-        // The text read at nanoseconds (where that range reaches): it must come back equal.
-        let fine = cast_with_options(from, &DataType::Timestamp(TimeUnit::Nanosecond, tz.clone()), &safe)?;
-        let back = cast_with_options(&out, fine.data_type(), &safe)?;
-        let differs = distinct(&back, &fine)?;
-        Some((0..out.len()).map(|i| Some(fine.is_valid(i) && differs.value(i))).collect())
-    } else {
-        None
-    };
-    let Some(lost) = lost else { return Ok(out) };
-    // Only rows where the cast gave a value: the others already count as refused.
-    let lost: BooleanArray = (0..out.len()).map(|i| Some(out.is_valid(i) && lost.value(i))).collect();
-    if lost.true_count() == 0 { Ok(out) } else { nullif(&out, &lost) }
 }
 
 fn timestamp() -> DataType {

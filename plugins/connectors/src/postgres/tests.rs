@@ -537,7 +537,8 @@ fn a_numeric_beyond_float64_is_a_row_error() {
     assert_eq!(table(&out), [[Some("inf".to_owned())]]);
 }
 
-/// Regression: text with a time of day declared `date` silently lost the time.
+/// Regression: text or a timestamp with a time of day declared `date` silently lost the
+/// time, and an integer declared float64 could be rounded.
 #[test]
 fn a_contract_refuses_text_with_a_time_of_day_as_a_date() {
     let Some(db) = TestDb::new("contract_date") else { return };
@@ -548,6 +549,16 @@ fn a_contract_refuses_text_with_a_time_of_day_as_a_date() {
     assert_eq!(date_of("2020-01-01"), Ok(Some("2020-01-01".into())));
     let err = date_of("2020-01-01 10:00:00").unwrap_err();
     assert!(err.contains("`2020-01-01 10:00:00` in column `v` is not date"), "{err}");
+    // A timestamp likewise: only midnight is a date. And an int8 a float cannot hold.
+    let read_one = |expr: &str, ty: &str| {
+        let cfg = db.cfg(json!({"query": format!("SELECT {expr} AS v"), "schema": {"v": ty}}));
+        read(cfg).map(|out| table(&out)[0][0].clone()).map_err(|e| e.to_string())
+    };
+    assert_eq!(read_one("'2020-01-01 00:00'::timestamp", "date"), Ok(Some("2020-01-01".into())));
+    let err = read_one("'2020-01-01 10:00'::timestamp", "date").unwrap_err();
+    assert!(err.contains("in column `v` is not date"), "{err}");
+    let err = read_one("9007199254740993::int8", "float64").unwrap_err();
+    assert!(err.contains("`9007199254740993` in column `v` is not float64"), "{err}");
 }
 
 /// `url` with `params` added to its query.
