@@ -302,6 +302,10 @@ enum Msg {
     End,
 }
 
+/// Text that starts like an ISO date (`2024-01-05…`): the only text a date or timestamp
+/// watermark is compared with in the database.
+const ISO_DATE_GLOB: &str = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*";
+
 /// The SQL to run and its parameters, with the incremental filter when there is one.
 fn statement_sql(
     job: &Job,
@@ -337,11 +341,20 @@ fn statement_sql(
         Bound::Int(v) => (format!("{c} > ?1"), vec![SqlValue::Integer(v)]),
         Bound::Float(v) => (format!("{c} > ?1"), vec![SqlValue::Real(v)]),
         Bound::Timestamp(t) => (
-            // Stored either as ISO text (`T` or space) or as seconds since 1970.
+            // Stored either as ISO text (`T` or space) or as seconds since 1970. Any other
+            // value is let through: the stage refuses it under `on_error`, where a text
+            // comparison here would drop it unseen (`1/2/2024` sorts below any year).
             format!(
-                "CASE WHEN typeof({c}) IN ('integer', 'real') THEN {c} > ?2 ELSE replace({c}, 'T', ' ') COLLATE BINARY > ?1 END"
+                "CASE WHEN typeof({c}) IN ('integer', 'real') THEN {c} > ?2 WHEN {c} GLOB '{ISO_DATE_GLOB}' THEN replace({c}, 'T', ' ') COLLATE BINARY > ?1 WHEN {c} IS NULL THEN 0 ELSE 1 END"
             ),
             vec![SqlValue::Text(values::format_timestamp(t)), SqlValue::Real(t as f64 / 1e6)],
+        ),
+        // Dates are ISO text; anything else goes to the stage, as for timestamps.
+        Bound::Date(d) => (
+            format!(
+                "CASE WHEN {c} GLOB '{ISO_DATE_GLOB}' THEN {c} COLLATE BINARY > ?1 WHEN {c} IS NULL THEN 0 ELSE 1 END"
+            ),
+            vec![SqlValue::Text(values::format_date(d))],
         ),
         // Byte order, as the collect stage compares, whatever collation the column has
         // (`COLLATE NOCASE` would put `a` before `B`).

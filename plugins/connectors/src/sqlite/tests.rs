@@ -257,6 +257,25 @@ fn a_watermark_on_a_column_declared_another_type_never_misses_rows() {
     assert!(ids("code", json!(9)).contains(&2));
 }
 
+/// Regression: a malformed time (`1/2/2024`) compared as text below the watermark and was
+/// dropped in the database, unseen by `on_error`; it now reaches the stage, which refuses it.
+#[test]
+fn malformed_times_reach_the_stage_instead_of_vanishing_in_the_filter() {
+    let (dir, _) = db("CREATE TABLE e (id INTEGER, ts TEXT, day TEXT);
+         INSERT INTO e VALUES (1, '2024-01-01 10:00:00', '2024-01-01'), (2, '1/2/2024', '2/1/2024'),
+                              (3, '2024-01-01 12:00:00', '2024-01-03'), (4, NULL, NULL);");
+    let cfg = json!({"path": "shop.db", "table": "e",
+                     "schema": {"id": "int64", "ts": "timestamp", "day": "date"}});
+    for (column, after) in [("ts", "2024-01-01T11:00:00"), ("day", "2024-01-02")] {
+        let wm = Watermark { column: column.into(), after: Some(json!(after)) };
+        let out = read_with(dir.path(), cfg.clone(), OnError::Skip, 10, Some(&wm)).unwrap();
+        let ids: Vec<i64> =
+            out.batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
+        assert_eq!(ids, [3], "{column}");
+        assert_eq!(out.rejects.len(), 1, "{column}: the malformed row is refused, not lost");
+    }
+}
+
 /// Regression: a column declared `COLLATE NOCASE` compared `'a' < 'B'` in the database,
 /// while the collect stage compares bytes, so `a` after watermark `B` was never read.
 #[test]
