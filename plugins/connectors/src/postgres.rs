@@ -315,6 +315,7 @@ fn describe(client: &mut Client, opts: &PgOptions) -> Result<(Vec<PgColumn>, Sch
                 ),
             ));
         };
+        let (kind, ty) = exact_numeric(kind, ty, opts.contract.as_ref().and_then(|c| c.declared(col.name())));
         fields.push(Field::new(col.name(), ty, true));
         columns.push(PgColumn {
             name: col.name().to_owned(),
@@ -324,6 +325,21 @@ fn describe(client: &mut Client, opts: &PgOptions) -> Result<(Vec<PgColumn>, Sch
         });
     }
     Ok((columns, Arc::new(Schema::new(fields))))
+}
+
+/// How a `numeric` without precision is read when the contract declares it exact: as the
+/// declared decimal, or (for an integer type) as a whole-number decimal the contract then
+/// narrows. Read as float64 first, 9007199254740993 would arrive rounded.
+fn exact_numeric(kind: PgKind, ty: DataType, declared: Option<&DataType>) -> (PgKind, DataType) {
+    match (kind, declared) {
+        (PgKind::NumericFloat, Some(&DataType::Decimal128(precision, scale))) => {
+            (PgKind::Decimal { precision, scale }, DataType::Decimal128(precision, scale))
+        }
+        (PgKind::NumericFloat, Some(d)) if d.is_integer() => {
+            (PgKind::Decimal { precision: 38, scale: 0 }, DataType::Decimal128(38, 0))
+        }
+        (kind, _) => (kind, ty),
+    }
 }
 
 /// The cursor's query, with the incremental filter when there is one. The watermark is

@@ -155,13 +155,22 @@ fn declared_type(decl: &str) -> Option<DataType> {
     })
 }
 
-/// Whether a column that `schema` declares of type `ty` is read in that type directly,
-/// whatever its SQLite type: dates and timestamps then follow this connector's conventions
-/// (ISO text, and integers as seconds since 1970) rather than a generic conversion, which
-/// would take an integer for microseconds or days, and bools take only 0, 1, `true` and
-/// `false`.
-fn reads_itself(ty: &DataType) -> bool {
-    matches!(ty, DataType::Boolean | DataType::Date32 | DataType::Timestamp(TimeUnit::Microsecond, _))
+/// The type a column that `schema` declares as `ty` (and the table as `native`) is read
+/// in, when this connector reads it better than a generic conversion would: dates and
+/// timestamps follow this connector's conventions (ISO text, and integers as seconds since
+/// 1970) where a conversion would take an integer for microseconds or days; bools take
+/// only 0, 1, `true` and `false`; integers in a column of numeric affinity are read as
+/// integers (as float64 first, 9007199254740993 would be rounded); decimals are read as
+/// their text, which the contract converts exactly.
+fn direct_type(ty: &DataType, native: Option<&DataType>) -> Option<DataType> {
+    match ty {
+        DataType::Boolean | DataType::Date32 | DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            Some(ty.clone())
+        }
+        t if t.is_integer() && native == Some(&DataType::Float64) => Some(DataType::Int64),
+        DataType::Decimal128(..) => Some(DataType::Utf8),
+        _ => None,
+    }
 }
 
 /// The type of a column without a declared type, from its values in the first batch.
@@ -223,6 +232,16 @@ fn to_cell<'a>(ty: &DataType, v: ValueRef<'a>) -> Result<Cell<'a>, String> {
     let cell = match (ty, v) {
         (_, ValueRef::Null) => Some(Cell::Null),
         (DataType::Int64, ValueRef::Integer(i)) => Some(Cell::Int(i)),
+        (DataType::Int64, ValueRef::Text(t)) => {
+            std::str::from_utf8(t).ok().and_then(|s| s.parse().ok()).map(Cell::Int)
+        }
+        // A whole number stored as REAL is still that integer; 2^63 and beyond are not.
+        (DataType::Int64, ValueRef::Real(f))
+            if f.fract() == 0.0
+                && (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&f) =>
+        {
+            Some(Cell::Int(f as i64))
+        }
         (DataType::Float64, ValueRef::Integer(i)) => Some(Cell::Float(i as f64)),
         (DataType::Float64, ValueRef::Real(f)) => Some(Cell::Float(f)),
         (DataType::Boolean, ValueRef::Integer(i @ (0 | 1))) => Some(Cell::Bool(i == 1)),
@@ -451,10 +470,8 @@ fn stream(
             .columns()
             .map(|c| {
                 let contract = job.opts.contract.as_ref().and_then(|k| k.declared(c.name()));
-                contract
-                    .filter(|t| reads_itself(t))
-                    .cloned()
-                    .or_else(|| c.decl_type().and_then(declared_type))
+                let native = c.decl_type().and_then(declared_type);
+                contract.and_then(|t| direct_type(t, native.as_ref())).or(native)
             })
             .collect();
         (names, decls)

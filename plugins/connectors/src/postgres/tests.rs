@@ -517,6 +517,27 @@ fn a_contract_converts_to_bool_only_0_1_true_and_false() {
     assert!(err.contains("`schema.v`") && err.contains("cannot be converted to the declared bool"), "{err}");
 }
 
+/// Regression: a `numeric` without precision declared int64 or decimal was read as float64
+/// first, so 9007199254740993 arrived as 9007199254740992 without a word.
+#[test]
+fn a_numeric_without_precision_declared_exact_keeps_every_digit() {
+    let Some(mut db) = TestDb::new("numeric_exact") else { return };
+    db.exec("CREATE TABLE big (c numeric); INSERT INTO big VALUES (1), (9007199254740993)");
+    for (ty, want) in [
+        ("int64", "9007199254740993"),
+        ("decimal(20, 0)", "9007199254740993"),
+        ("decimal(38, 2)", "9007199254740993.00"),
+    ] {
+        let out = read(db.cfg(json!({"table": "big", "schema": {"c": ty}}))).unwrap();
+        assert_eq!(table(&out)[1][0].as_deref(), Some(want), "{ty}");
+    }
+    // A fraction declared int64 is a row error, not a rounded value.
+    db.exec("INSERT INTO big VALUES (2.5)");
+    let cfg = db.cfg(json!({"table": "big", "schema": {"c": "int64"}}));
+    let out = read_with(cfg, OnError::Skip, 10, None).unwrap();
+    assert_eq!((table(&out).len(), out.rejects.len()), (2, 1));
+}
+
 /// Regression: a numeric beyond float64's range read as infinity, with or without a
 /// declared float64, although a declared float never overflows to infinity.
 #[test]

@@ -257,6 +257,29 @@ fn a_watermark_on_a_column_declared_another_type_never_misses_rows() {
     assert!(ids("code", json!(9)).contains(&2));
 }
 
+/// Regression: a `NUMERIC` or `DECIMAL` column declared int64 or decimal was read as float64
+/// first, so 9007199254740993 arrived as 9007199254740992 without a word.
+#[test]
+fn integers_declared_exact_keep_every_digit_whatever_the_affinity() {
+    let (dir, _) = db("CREATE TABLE n (id INTEGER, u NUMERIC, d DECIMAL(20,0), x REAL);
+         INSERT INTO n VALUES (1, 9007199254740993, 9007199254740993, 9007199254740992), (2, 2.0, 1.5, 3);");
+    let cfg = json!({"path": "shop.db", "table": "n",
+                     "schema": {"id": "int64", "u": "int64", "d": "decimal(20, 1)", "x": "int64"}});
+    let out = read(dir.path(), cfg).unwrap();
+    assert_eq!(
+        out.table(),
+        [
+            [
+                Some("1".into()),
+                Some("9007199254740993".into()),
+                Some("9007199254740993.0".into()),
+                Some("9007199254740992".into())
+            ],
+            [Some("2".into()), Some("2".into()), Some("1.5".into()), Some("3".into())],
+        ]
+    );
+}
+
 /// Regression: a malformed time (`1/2/2024`) compared as text below the watermark and was
 /// dropped in the database, unseen by `on_error`; it now reaches the stage, which refuses it.
 #[test]
@@ -269,8 +292,11 @@ fn malformed_times_reach_the_stage_instead_of_vanishing_in_the_filter() {
     for (column, after) in [("ts", "2024-01-01T11:00:00"), ("day", "2024-01-02")] {
         let wm = Watermark { column: column.into(), after: Some(json!(after)) };
         let out = read_with(dir.path(), cfg.clone(), OnError::Skip, 10, Some(&wm)).unwrap();
-        let ids: Vec<i64> =
-            out.batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
+        let ids: Vec<i64> = out
+            .batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
         assert_eq!(ids, [3], "{column}");
         assert_eq!(out.rejects.len(), 1, "{column}: the malformed row is refused, not lost");
     }
