@@ -107,6 +107,8 @@ fn validate(files: &[PathBuf], params: &[String], as_json: bool, data: bool, sta
                 let probe = Probe { registry: &registry };
                 let sources: &dyn SourceSchemas = if data { &probe } else { &recorded };
                 let (_, schema_diags) = derive_pipeline(&p, &registry, sources);
+                let schema_diags: Vec<Diagnostic> =
+                    schema_diags.into_iter().map(|d| d.redacted(&p.redactor)).collect();
                 let ok = schema_diags.iter().all(|d| !d.is_error());
                 let mut diags = p.warnings;
                 diags.extend(schema_diags);

@@ -246,6 +246,9 @@ pub fn compile(
         }
     }
 
+    // A message may quote a value built from `${env.…}` (a path that matches no file).
+    let redactor = Redactor::new(secrets);
+    let diags: Vec<Diagnostic> = diags.into_iter().map(|d| d.redacted(&redactor)).collect();
     if diags.iter().any(Diagnostic::is_error) {
         return Err(diags);
     }
@@ -262,7 +265,7 @@ pub fn compile(
         order,
         hash,
         warnings: diags,
-        redactor: Redactor::new(secrets),
+        redactor,
     })
 }
 

@@ -83,6 +83,19 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// The diagnostic with every secret replaced in its text (a path or query built from
+    /// `${env.…}` may be quoted in a message).
+    pub fn redacted(mut self, redactor: &crate::redact::Redactor) -> Self {
+        if redactor.is_empty() {
+            return self;
+        }
+        self.message = redactor.redact(&self.message);
+        self.label = self.label.map(|l| redactor.redact(&l));
+        self.help = self.help.map(|h| redactor.redact(&h));
+        self.notes = self.notes.iter().map(|n| redactor.redact(n)).collect();
+        self
+    }
+
     /// An error.
     pub fn error(code: &'static str, message: impl Into<String>) -> Self {
         Diagnostic {

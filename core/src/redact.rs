@@ -19,16 +19,44 @@ impl Redactor {
         Redactor { secrets: Arc::new(secrets) }
     }
 
-    /// The text with every secret replaced.
+    /// The text with every secret replaced, in any ASCII letter case: a server may echo a
+    /// value folded (PostgreSQL lowercases an unquoted identifier, so `ToKeN` comes back
+    /// as `token`).
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in self.secrets.iter() {
             if out.contains(s.as_str()) {
                 out = out.replace(s.as_str(), "***");
             }
+            out = replace_ignoring_case(&out, s);
         }
         out
     }
+
+    /// Whether there is nothing to redact.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+}
+
+/// `text` with every ASCII-case-insensitive occurrence of `secret` replaced by `***`.
+/// ASCII lowercasing keeps every byte offset, so matches found in the folded copy are
+/// valid ranges of the original.
+fn replace_ignoring_case(text: &str, secret: &str) -> String {
+    let folded = text.to_ascii_lowercase();
+    let needle = secret.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (at, _) in folded.match_indices(needle.as_str()) {
+        if at < last {
+            continue;
+        }
+        out.push_str(&text[last..at]);
+        out.push_str("***");
+        last = at + needle.len();
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 #[cfg(test)]
@@ -40,5 +68,12 @@ mod tests {
         let r = Redactor::new(["hunter2pass".to_string(), "hunter2".to_string(), "x".into()]);
         assert_eq!(r.redact("url=pg://u:hunter2pass@h x"), "url=pg://u:***@h x");
         assert_eq!(r.redact("hunter2"), "***");
+    }
+
+    #[test]
+    fn replaces_secrets_in_any_letter_case() {
+        let r = Redactor::new(["ToKeNvAl".to_string()]);
+        assert_eq!(r.redact(r#"column "tokenval" does not exist"#), r#"column "***" does not exist"#);
+        assert_eq!(r.redact("TOKENVAL and ToKeNvAl, ünïcode"), "*** and ***, ünïcode");
     }
 }

@@ -99,3 +99,23 @@ fn validate_json_gives_diagnostics_as_objects() {
     assert_eq!(d["column"], 11);
     assert_eq!(d["help"], "did you mean `orders`?");
 }
+
+/// Regression: a path built from `${env.…}` was quoted whole in "matches no file", though
+/// environment values are secrets and never appear in output.
+#[test]
+fn a_secret_in_a_path_stays_out_of_diagnostics() {
+    let s = Scratch::new();
+    let file = s.write(
+        "p.toml",
+        "[pipeline]\nname = \"p\"\n\n[stages.a]\nkind = \"collect\"\nconnector = \"csv\"\npath = \"${env.SLUICE_TEST_SDIR}/a.csv\"\nshow = true\n",
+    );
+    let f = file.to_str().unwrap();
+    for args in [vec!["validate", f], vec!["validate", "--json", f], vec!["run", f]] {
+        let out = s.cmd(&args).env("SLUICE_TEST_SDIR", "nodir-SeCrEtVaL").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(text.contains("matches no file"), "{args:?}: {text}");
+        assert!(!text.to_ascii_lowercase().contains("secretval"), "{args:?}: {text}");
+        assert!(text.contains("***"), "{args:?}: {text}");
+    }
+}

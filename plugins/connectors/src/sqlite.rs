@@ -237,8 +237,7 @@ fn to_cell<'a>(ty: &DataType, v: ValueRef<'a>) -> Result<Cell<'a>, String> {
         }
         // A whole number stored as REAL is still that integer; 2^63 and beyond are not.
         (DataType::Int64, ValueRef::Real(f))
-            if f.fract() == 0.0
-                && (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&f) =>
+            if f.fract() == 0.0 && (i64::MIN as f64..-(i64::MIN as f64)).contains(&f) =>
         {
             Some(Cell::Int(f as i64))
         }
