@@ -352,7 +352,7 @@ fn plan_cmd(file: &Path, params: &[String], opts: &PlanOptions, state_dir: &Path
         outln!(
             "{}",
             serde_json::to_string_pretty(
-                &json!({"pipeline": pipeline.name, "file": file.display().to_string(), "stages": plan.stages})
+                &json!({"pipeline": pipeline.name, "description": pipeline.description, "file": file.display().to_string(), "stages": plan.stages})
             )
             .unwrap_or_default()
         );
@@ -360,6 +360,9 @@ fn plan_cmd(file: &Path, params: &[String], opts: &PlanOptions, state_dir: &Path
     }
     let runs = plan.stages.iter().filter(|s| s.action == Action::Run).count();
     outln!("plan for {} ({}): {runs} of {} stages to run", pipeline.name, file.display(), plan.stages.len());
+    if let Some(d) = pipeline.description.as_deref().filter(|d| !d.is_empty()) {
+        outln!("{d}");
+    }
     let rows: Vec<Vec<String>> = plan
         .stages
         .iter()
