@@ -43,9 +43,13 @@ fn lossy_rows(from: &ArrayRef, out: &ArrayRef, to: &DataType) -> Result<Option<B
                 | DataType::Decimal256(..)
         );
     let to_float = to.is_floating() && exact_number;
-    let to_coarser_time = matches!(to, DataType::Date32 | DataType::Date64 | DataType::Timestamp(..))
-        && matches!(src, DataType::Timestamp(..) | DataType::Date64)
-        && src != to;
+    // Another time zone is the same instant: only a coarser unit or a date can lose time.
+    let to_coarser_time = match (src, to) {
+        (DataType::Timestamp(from_unit, _), DataType::Timestamp(to_unit, _)) => finer(from_unit, to_unit),
+        (DataType::Timestamp(..) | DataType::Date64, DataType::Date32) => true,
+        (DataType::Timestamp(..), DataType::Date64) => true,
+        _ => false,
+    };
     let lost = if to_float || to_coarser_time {
         let back = cast_with_options(out, src, &safe)?;
         distinct(&back, from)?
@@ -122,6 +126,17 @@ fn inexact_rows(from: &ArrayRef, out: &ArrayRef, to: &DataType) -> Result<Option
         return Ok(None);
     };
     Ok(Some(differs))
+}
+
+/// Whether `a` is a finer time unit than `b`.
+fn finer(a: &TimeUnit, b: &TimeUnit) -> bool {
+    let rank = |u: &TimeUnit| match u {
+        TimeUnit::Second => 0,
+        TimeUnit::Millisecond => 1,
+        TimeUnit::Microsecond => 2,
+        TimeUnit::Nanosecond => 3,
+    };
+    rank(a) > rank(b)
 }
 
 /// `mask` limited to the rows where `out` holds a value.
@@ -202,6 +217,17 @@ mod tests {
             Arc::new(StringArray::from(vec!["2024-01-05 10:00:00.1234560", "2024-01-05 10:00:00.1234567"]));
         let us = DataType::Timestamp(TimeUnit::Microsecond, None);
         assert_eq!(cast_exact(&text, &us).unwrap().null_count(), 1);
+        // Another zone is the same instant, never refused.
+        let paris: ArrayRef = Arc::new(
+            arrow::array::TimestampMicrosecondArray::from(vec![day, day + 1]).with_timezone("Europe/Paris"),
+        );
+        assert_eq!(cast_exact(&paris, &us).unwrap().null_count(), 0);
+        assert_eq!(
+            cast_exact(&paris, &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())))
+                .unwrap()
+                .null_count(),
+            0
+        );
     }
 
     #[test]
