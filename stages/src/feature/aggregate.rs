@@ -182,6 +182,14 @@ impl GroupBy {
                 }
                 Func::CountDistinct => format!("COUNT(DISTINCT {c})"),
                 Func::Sum => format!("SUM({c})"),
+                // float64, as documented: a decimal's own AVG widens its scale and can
+                // overflow (decimal(38, 18) fails outright).
+                Func::Mean
+                    if !float
+                        && schema.field_with_name(&a.column).is_ok_and(|f| !f.data_type().is_integer()) =>
+                {
+                    format!("AVG(CAST({c} AS DOUBLE))")
+                }
                 Func::Mean => format!("AVG({c})"),
                 // NaN skipped, as pandas does and the native path: the engine's grouped
                 // MIN/MAX of floats is order-dependent once a NaN is among the values
@@ -787,6 +795,24 @@ mod tests {
         let out = g.apply(t).unwrap().table;
         assert_eq!((f64s(&out, "mn")[0], f64s(&out, "mx")[0]), (Some(0.5), Some(2.0)));
         assert!(f64s(&out, "mx")[1].unwrap().is_nan());
+    }
+
+    /// Regression: the mean of a decimal(38, 18) failed with "Arithmetic Overflow in
+    /// AvgAccumulator" (reported as an internal error); `mean` is float64, as documented.
+    #[test]
+    fn the_mean_of_a_wide_decimal_is_a_float() {
+        let d = arrow::array::Decimal128Array::from(vec![
+            20_000_000_000_000_000i128 * 10i128.pow(18),
+            10i128.pow(18),
+        ])
+        .with_precision_and_scale(38, 18)
+        .unwrap();
+        let t = batch(vec![
+            ("k", Arc::new(arrow::array::Int64Array::from(vec![1, 1])) as ArrayRef),
+            ("v", Arc::new(d)),
+        ]);
+        let out = group_by(json!(["k"]), json!({ "m": { "mean": "v" } })).apply(t).unwrap().table;
+        assert_eq!(f64s(&out, "m"), vec![Some(1e16)]);
     }
 
     #[test]

@@ -266,7 +266,12 @@ impl Transform for Rolling {
                 if native && matches!(agg, Agg::Sum | Agg::Mean) {
                     outputs.push((alias, Some((c.clone(), *agg))));
                 } else {
-                    extra.push(format!("{func}({}) {over} AS {}", quote(c), quote(&alias)));
+                    let ty = schema.field_with_name(c).map(|f| f.data_type().clone()).ok();
+                    extra.push(format!(
+                        "{} AS {}",
+                        query_aggregate(func, *agg, c, ty.as_ref(), &over),
+                        quote(&alias)
+                    ));
                     outputs.push((alias, None));
                 }
             }
@@ -492,6 +497,23 @@ impl FloatWindow {
     }
 }
 
+/// A rolling aggregate the query computes, over `over`. Float `min`/`max` skip NaN as the
+/// native sums and `group_by` do (a window of only NaN gives NaN): the engine compares
+/// floats by total order, where a NaN is above or below every number by its sign bit. A
+/// decimal `mean` is float64, as documented, and its average cannot overflow the decimal.
+fn query_aggregate(func: &str, agg: Agg, column: &str, ty: Option<&DataType>, over: &str) -> String {
+    let c = quote(column);
+    match agg {
+        Agg::Min | Agg::Max if ty.is_some_and(DataType::is_floating) => format!(
+            "COALESCE({func}(CASE WHEN isnan({c}) THEN NULL ELSE {c} END) {over}, {func}(CASE WHEN isnan({c}) THEN {c} END) {over})"
+        ),
+        Agg::Mean if ty.is_some_and(|t| !t.is_integer() && !t.is_floating()) => {
+            format!("{func}(CAST({c} AS DOUBLE)) {over}")
+        }
+        _ => format!("{func}({c}) {over}"),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -568,13 +590,44 @@ mod tests {
         v.into_iter().map(|x| x.map(|x| if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() })).collect()
     }
 
+    /// Regression: rolling min/max compared by total order, so a NaN won `max` (or `min`,
+    /// with its sign bit set) while the other skipped it; and a decimal `mean` overflowed.
+    #[test]
+    fn rolling_min_max_skip_nan_and_decimal_means_are_floats() {
+        let negative_nan = f64::from_bits(0xfff8_0000_0000_0000);
+        for nan in [f64::NAN, negative_nan] {
+            let out = rolling("x", 2, &["min", "max"], None)
+                .apply(days(vec![nan, 1.0, 3.0, nan, 2.0]))
+                .unwrap()
+                .table;
+            let n = Some(f64::NAN);
+            assert_eq!(
+                bits(f64s(&out, "x_rolling_2_min")),
+                bits(vec![n, Some(1.0), Some(1.0), Some(3.0), Some(2.0)])
+            );
+            assert_eq!(
+                bits(f64s(&out, "x_rolling_2_max")),
+                bits(vec![n, Some(1.0), Some(3.0), Some(3.0), Some(2.0)])
+            );
+        }
+        let d = arrow::array::Decimal128Array::from(vec![
+            20_000_000_000_000_000i128 * 10i128.pow(18),
+            10i128.pow(18),
+        ])
+        .with_precision_and_scale(38, 18)
+        .unwrap();
+        let t = batch(vec![("day", Arc::new(Int64Array::from(vec![0, 1]))), ("x", Arc::new(d))]);
+        let out = rolling("x", 2, &["mean"], None).apply(t).unwrap().table;
+        assert_eq!(f64s(&out, "x_rolling_2_mean"), vec![Some(2e16), Some(1e16)]);
+    }
+
     #[test]
     fn a_nan_only_spoils_the_windows_that_hold_it() {
         let out = rolling("x", 2, &["sum", "mean"], None)
             .apply(days(vec![1.0, f64::NAN, 2.0, 3.0, 4.0]))
             .unwrap()
             .table;
-        // pandas: s.rolling(2, min_periods=1).sum() → 1, NaN, NaN, 5, 7
+        // NaN is a value: only the two windows holding it are NaN (pandas would skip it).
         let nan = Some(f64::NAN);
         assert_eq!(
             bits(f64s(&out, "x_rolling_2_sum")),
