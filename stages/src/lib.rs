@@ -7,6 +7,7 @@ pub mod clean;
 pub mod collect;
 pub mod feature;
 mod incremental;
+mod nan;
 pub mod reference;
 pub mod split;
 pub mod sql;

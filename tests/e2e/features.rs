@@ -194,3 +194,29 @@ sql = "SELECT StockCode, COUNT(*) AS n FROM Orders WHERE Country IN (SELECT Coun
     assert!(table.contains("France") && table.contains("United Kingdom"), "{table}");
     assert_eq!(stage_field(&r, "per_code", "rows_out"), 3);
 }
+
+/// Regression: the NaN of `0 / 0` (sign bit set on x86) and a NaN read from the data were
+/// two groups, one sorted before every number; NaN is one value and sorts last.
+#[test]
+fn every_nan_is_one_group_key() {
+    let s = Scratch::new();
+    s.write("data/r.csv", "a,b\n0,0\n1,0\nNaN,1\n2,2\n");
+    let file = s.write(
+        "p.toml",
+        "[pipeline]\nname = \"p\"\n\n[stages.src]\nkind = \"collect\"\nconnector = \"csv\"\npath = \"data/r.csv\"\nschema = { a = \"float64\", b = \"float64\" }\n\n[stages.ratio]\nkind = \"feature-extract\"\ninputs = [\"src\"]\nsteps = [{ derive = { r = \"a / b\" } }, { group_by = [\"r\"], aggregations = { n = { count = \"*\" } } }]\n",
+    );
+    let (code, r) = s.run_json(&file, &[]);
+    assert_eq!(code, 0, "{r}");
+    let path = stage_field(&r, "ratio", "outputs")["data"].as_str().unwrap().to_string();
+    let b = &read_parquet(path)[0];
+    use arrow::array::AsArray;
+    let keys: Vec<String> = b
+        .column(0)
+        .as_primitive::<arrow::datatypes::Float64Type>()
+        .values()
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    let n: Vec<i64> = b.column(1).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
+    assert_eq!((keys, n), (vec!["1".into(), "inf".into(), "NaN".into()], vec![1, 1, 2]));
+}

@@ -31,7 +31,8 @@ use sluice_core::registry::Issue;
 use sluice_core::short_bytes;
 
 use super::steps::{ColRef, columns};
-use super::table::{Applied, OpError, Table, canonical_nans};
+use super::table::{Applied, OpError, Table};
+use crate::nan::canonical_nans;
 
 /// `dedup = true` or `dedup = { keys = [...], keep = "first" | "last", order_by = "col" }`.
 #[derive(Debug, Clone)]

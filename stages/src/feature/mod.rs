@@ -250,8 +250,11 @@ struct TransformStage {
 
 impl TransformStage {
     /// Applies every step, recording rows in and out of each.
-    fn transform(&self, mut table: Table) -> Result<(Table, Vec<Value>), Failure> {
+    fn transform(&self, table: Table) -> Result<(Table, Vec<Value>), Failure> {
         let mut operations = Vec::with_capacity(self.steps.len());
+        // One NaN in, and after every step (a `derive` of `a / b` makes the sign-bit NaN),
+        // so NaN keys group, count and join as one value.
+        let mut table = canonical_nans(table)?;
         for (i, step) in self.steps.iter().enumerate() {
             if let Some(issue) = step.transform.check(&table.schema).into_iter().next() {
                 return Err(Failure::Config(issue));
@@ -260,7 +263,7 @@ impl TransformStage {
             let started = std::time::Instant::now();
             let applied = step.transform.apply(table)?;
             let ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
-            table = applied.table;
+            table = canonical_nans(applied.table)?;
             let mut op = json!({ "step": i, "op": step.transform.op(), "key": step.key, "rows_in": rows_in, "rows_out": table.rows(), "ms": ms });
             if applied.dropped > 0 {
                 op["rows_dropped"] = json!(applied.dropped);
@@ -269,6 +272,12 @@ impl TransformStage {
         }
         Ok((table, operations))
     }
+}
+
+/// `table` with every NaN stored as one (see [`crate::nan`]).
+fn canonical_nans(table: Table) -> Result<Table, StageError> {
+    let batches = table.batches.iter().map(crate::nan::canonical_nan_batch).collect::<Result<Vec<_>, _>>()?;
+    Ok(Table::new(table.schema, batches))
 }
 
 impl Stage for TransformStage {
