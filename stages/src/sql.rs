@@ -314,6 +314,27 @@ pub enum QueryFailure {
     Stage(sluice_core::StageError),
 }
 
+/// The issue when the query's result names a column twice (`SELECT * FROM a JOIN b`):
+/// DataFusion keeps both, told apart by their table, but a stage's output is a file whose
+/// columns are found by name, so the next stage would fail far from the cause.
+pub(crate) fn duplicate_columns(
+    schema: &arrow::datatypes::Schema,
+    key: &str,
+) -> Option<sluice_core::registry::Issue> {
+    let mut seen = std::collections::HashSet::new();
+    let name = schema.fields().iter().map(|f| f.name()).find(|n| !seen.insert(n.as_str()))?;
+    Some(
+        sluice_core::registry::Issue::new(
+            key,
+            format!("the query's result has more than one column named `{name}`"),
+        )
+        .with_help(format!(
+            "give each column its own name with an alias, e.g. `a.{name} AS a_{name}, b.{name} AS b_{name}`, \
+             or select only one of them"
+        )),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

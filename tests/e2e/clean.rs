@@ -430,10 +430,20 @@ fn with_keep_rejects_a_sql_step_that_removes_rows_fails_the_stage() {
     assert_ne!(code, 0, "{r:#}");
     let error = stage_field(&r, "tidy", "error").to_string();
     assert!(
-        error.contains("with `keep_rejects`, this `sql` step (step 1) removed 2 rows, which cannot be traced back to the input for `rejects`"),
+        error.contains("with `keep_rejects`, this `sql` step (step 1) was given 7 rows and returned 5 rows; rows cannot be traced through a query"),
         "{error}"
     );
-    assert!(error.contains("use a `filter`") || error.contains("with a `filter` step"), "{error}");
+    assert!(error.contains("with a `filter` step"), "{error}");
+    // A query that drops rows and repeats others is refused too.
+    let text = sql_removing_rows(true).replace(
+        "SELECT * FROM input WHERE Country <> 'Spain'",
+        "SELECT * FROM input WHERE Country <> 'Spain' UNION ALL SELECT * FROM input WHERE Country = 'France'",
+    );
+    assert!(text.contains("UNION ALL"));
+    let file = s.write("p.toml", &text);
+    let (code, r) = s.run_json(&file, &[]);
+    assert_ne!(code, 0, "{r:#}");
+    assert!(stage_field(&r, "tidy", "error").to_string().contains("was given 7 rows and returned"), "{r:#}");
 }
 
 /// Writes `data/nan.parquet`: `id`, and floats `a`, `b` and `x`, where `x` holds a NaN with

@@ -252,7 +252,12 @@ impl SqlStep {
             let ctx = session();
             self.register(&ctx, schema, Vec::new(), input_table)?;
             let df = ctx.sql(&self.sql).await.map_err(|e| self.issue(&e))?;
-            Ok(df.schema().inner().clone())
+            let schema = df.schema().inner().clone();
+            // The next step finds columns by name: two of one name would be ambiguous.
+            match crate::sql::duplicate_columns(&schema, &self.key) {
+                Some(issue) => Err(vec![issue]),
+                None => Ok(schema),
+            }
         })
     }
 
@@ -392,6 +397,16 @@ mod tests {
         assert!(a.table.ids.is_none());
         let bad = SqlStep::parse(&json!("SELECT Countyr FROM input"), "sql").unwrap();
         assert!(bad.derive(&input().schema, None).is_err());
+        // Regression: a result naming a column twice was written, and the next step picked
+        // one of the two silently.
+        let twice = SqlStep::parse(
+            &json!("SELECT a.Country, b.Country FROM input a JOIN input b ON a.Quantity = b.Quantity"),
+            "steps.1.sql",
+        )
+        .unwrap();
+        let issues = twice.derive(&input().schema, None).unwrap_err();
+        assert_eq!(issues[0].key, "steps.1.sql");
+        assert!(issues[0].message.contains("more than one column named `Country`"), "{issues:?}");
         assert!(SqlStep::parse(&json!("DROP TABLE input"), "sql").is_err());
     }
 }

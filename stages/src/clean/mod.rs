@@ -289,8 +289,11 @@ impl Stage for CleanStage {
                     OpError::Stage(e) => e,
                 })?;
             let Applied { table: next, removed, reasons, removed_count, extra } = applied;
-            if self.keep_rejects && matches!(step.op, Op::Sql(_)) && (next.rows() as u64) < rows_in {
-                return Err(diagnostic(spec, &sql_removed_rows(step, rows_in - next.rows() as u64)));
+            // Rows cannot be traced through a query: one that gives back a different number
+            // of rows (a `WHERE`, or a `UNION` that drops some and repeats others) may have
+            // dropped rows that `rejects` would never see.
+            if self.keep_rejects && matches!(step.op, Op::Sql(_)) && next.rows() as u64 != rows_in {
+                return Err(diagnostic(spec, &sql_changed_rows(step, rows_in, next.rows() as u64)));
             }
             // Only these ops compute new float values (`0.0 / 0.0` in a query, "-NaN" cast).
             table = if matches!(step.op, Op::Sql(_) | Op::Cast(_)) { next.canonical_nans()? } else { next };
@@ -345,16 +348,18 @@ impl Stage for CleanStage {
 
 /// With `keep_rejects`, a `sql` step removed rows: a query's result does not map back to
 /// input rows, so they cannot go to `rejects`, and nothing may be dropped silently.
-fn sql_removed_rows(step: &Step, removed: u64) -> Issue {
-    let rows = if removed == 1 { "1 row".to_string() } else { format!("{removed} rows") };
+fn sql_changed_rows(step: &Step, rows_in: u64, rows_out: u64) -> Issue {
+    let rows = |n: u64| if n == 1 { "1 row".to_string() } else { format!("{n} rows") };
     Issue::new(
         &step.key,
         format!(
-            "with `keep_rejects`, this `sql` step (step {}) removed {rows}, which cannot be traced back to the input for `rejects`",
-            step.index
+            "with `keep_rejects`, this `sql` step (step {}) was given {} and returned {}; rows cannot be traced through a query, so removed ones could not go to `rejects`",
+            step.index,
+            rows(rows_in),
+            rows(rows_out)
         ),
     )
-    .with_help("remove the rows with a `filter` step before the `sql` step (its rows go to `rejects`), or turn `keep_rejects` off")
+    .with_help("remove rows with a `filter` step before the `sql` step (its rows go to `rejects`), keep the query row for row, or turn `keep_rejects` off")
 }
 
 /// Keeps only the selected rows. While the input's Parquet file is still being encoded

@@ -52,20 +52,6 @@ pub(crate) fn check(sql: &str, stage: &StageSpec) -> Vec<Issue> {
     issues
 }
 
-/// The issue when the query's result names a column twice (`SELECT * FROM a JOIN b`):
-/// DataFusion keeps both, told apart by their table, but a stage's output is a file whose
-/// columns are found by name, so the next stage would fail far from the cause.
-fn duplicate_columns(schema: &arrow::datatypes::Schema) -> Option<Issue> {
-    let mut seen = std::collections::HashSet::new();
-    let name = schema.fields().iter().map(|f| f.name()).find(|n| !seen.insert(n.as_str()))?;
-    Some(Issue::new("sql", format!("the query's result has more than one column named `{name}`")).with_help(
-        format!(
-            "give each column its own name with an alias, e.g. `a.{name} AS a_{name}, b.{name} AS b_{name}`, \
-             or select only one of them"
-        ),
-    ))
-}
-
 /// Plans the query against empty tables with the inputs' schemas. `Ok(None)` when it cannot
 /// be planned here (an input's schema is unknown, or `check` already reported a problem).
 pub(crate) fn output_schema(
@@ -94,7 +80,7 @@ pub(crate) fn output_schema(
         Ok::<SchemaRef, datafusion::error::DataFusionError>(Arc::clone(df.schema().inner()))
     });
     match planned {
-        Ok(Ok(schema)) => match duplicate_columns(&schema) {
+        Ok(Ok(schema)) => match crate::sql::duplicate_columns(&schema, "sql") {
             Some(issue) => Err(issue),
             None => Ok(Some(schema)),
         },
@@ -122,7 +108,7 @@ impl Stage for SqlStage {
         let result = run_query(&self.sql, inputs, |event| match event {
             QueryEvent::Schema(schema) => {
                 // Checked again here: validation may not have known the inputs' schemas.
-                if let Some(issue) = duplicate_columns(&schema) {
+                if let Some(issue) = crate::sql::duplicate_columns(&schema, "sql") {
                     let diag = sluice_core::compile::issue_diagnostic(&ctx.spec.file, ctx.spec, &issue);
                     return Err(StageError::Diagnostic(Box::new(diag)));
                 }
@@ -174,11 +160,11 @@ mod tests {
             Field::new("id", DataType::Int64, true),
             Field::new("v", DataType::Int64, true),
         ]);
-        let issue = duplicate_columns(&schema).expect("id is there twice");
+        let issue = crate::sql::duplicate_columns(&schema, "sql").expect("id is there twice");
         assert_eq!(issue.key, "sql");
         assert_eq!(issue.message, "the query's result has more than one column named `id`");
         assert!(issue.help.as_deref().unwrap().contains("AS a_id"), "{issue:?}");
         let unique = Schema::new(vec![Field::new("id", DataType::Int64, true)]);
-        assert!(duplicate_columns(&unique).is_none());
+        assert!(crate::sql::duplicate_columns(&unique, "sql").is_none());
     }
 }
