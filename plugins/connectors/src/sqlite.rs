@@ -159,18 +159,26 @@ fn declared_type(decl: &str) -> Option<DataType> {
 /// in, when this connector reads it better than a generic conversion would: dates and
 /// timestamps follow this connector's conventions (ISO text, and integers as seconds since
 /// 1970) where a conversion would take an integer for microseconds or days; bools take
-/// only 0, 1, `true` and `false`; integers in a column of numeric affinity are read as
+/// only 0, 1, `true` and `false`; integers in a column of NUMERIC affinity are read as
 /// integers (as float64 first, 9007199254740993 would be rounded); decimals are read as
 /// their text, which the contract converts exactly.
-fn direct_type(ty: &DataType, native: Option<&DataType>) -> Option<DataType> {
+fn direct_type(ty: &DataType, decl: Option<&str>) -> Option<DataType> {
     match ty {
         DataType::Boolean | DataType::Date32 | DataType::Timestamp(TimeUnit::Microsecond, _) => {
             Some(ty.clone())
         }
-        t if t.is_integer() && native == Some(&DataType::Float64) => Some(DataType::Int64),
+        t if t.is_integer() && decl.is_some_and(numeric_affinity) => Some(DataType::Int64),
         DataType::Decimal128(..) => Some(DataType::Utf8),
         _ => None,
     }
+}
+
+/// Whether a declared type gives SQLite's NUMERIC affinity (`NUMERIC`, `DECIMAL(20,0)`,
+/// ...), which stores whole numbers as integers; REAL affinity stores them as floats, so
+/// reading those as integers would gain nothing.
+fn numeric_affinity(decl: &str) -> bool {
+    let d = decl.to_ascii_uppercase();
+    declared_type(decl) == Some(DataType::Float64) && !["REAL", "FLOA", "DOUB"].iter().any(|r| d.contains(r))
 }
 
 /// The type of a column without a declared type, from its values in the first batch.
@@ -470,7 +478,7 @@ fn stream(
             .map(|c| {
                 let contract = job.opts.contract.as_ref().and_then(|k| k.declared(c.name()));
                 let native = c.decl_type().and_then(declared_type);
-                contract.and_then(|t| direct_type(t, native.as_ref())).or(native)
+                contract.and_then(|t| direct_type(t, c.decl_type())).or(native)
             })
             .collect();
         (names, decls)

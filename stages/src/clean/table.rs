@@ -88,7 +88,7 @@ impl Table {
     /// so every later op sees one NaN.
     pub fn canonical_nans(self) -> Result<Table, StageError> {
         let schema = self.schema.clone();
-        self.map(schema, |b| crate::nan::canonical_nan_batch(b))
+        self.map(schema, crate::nan::canonical_nan_batch)
     }
 
     /// One column over all batches as a single array (for ops that need global statistics).

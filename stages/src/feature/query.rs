@@ -150,8 +150,6 @@ impl Stage for SqlStage {
 mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
 
-    use super::*;
-
     #[test]
     fn a_result_with_a_column_name_twice_is_refused_with_the_name_and_a_fix() {
         let schema = Schema::new(vec![

@@ -261,7 +261,7 @@ fn a_watermark_on_a_column_declared_another_type_never_misses_rows() {
 /// first, so 9007199254740993 arrived as 9007199254740992 without a word.
 #[test]
 fn integers_declared_exact_keep_every_digit_whatever_the_affinity() {
-    let (dir, _) = db("CREATE TABLE n (id INTEGER, u NUMERIC, d DECIMAL(20,0), x REAL);
+    let (dir, _) = db("CREATE TABLE n (id INTEGER, u NUMERIC, d DECIMAL(20,0), x DOUBLE);
          INSERT INTO n VALUES (1, 9007199254740993, 9007199254740993, 9007199254740992), (2, 2.0, 1.5, 3);");
     let cfg = json!({"path": "shop.db", "table": "n",
                      "schema": {"id": "int64", "u": "int64", "d": "decimal(20, 1)", "x": "int64"}});
