@@ -25,9 +25,6 @@ impl Redactor {
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in self.secrets.iter() {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "***");
-            }
             out = replace_ignoring_case(&out, s);
         }
         out
@@ -45,12 +42,13 @@ impl Redactor {
 fn replace_ignoring_case(text: &str, secret: &str) -> String {
     let folded = text.to_ascii_lowercase();
     let needle = secret.to_ascii_lowercase();
+    if !folded.contains(needle.as_str()) {
+        return text.to_string();
+    }
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
+    // Matches do not overlap.
     for (at, _) in folded.match_indices(needle.as_str()) {
-        if at < last {
-            continue;
-        }
         out.push_str(&text[last..at]);
         out.push_str("***");
         last = at + needle.len();

@@ -335,6 +335,22 @@ pub(crate) fn duplicate_columns(
     )
 }
 
+/// `MIN` or `MAX` (`func`) of the float column `c` that skips NaN, as pandas and the
+/// native aggregates do; values of only NaN give NaN. The engine alone compares floats by
+/// a partial or total order, where a NaN wins or loses by its sign bit, and its grouped
+/// form is order-dependent (apache/datafusion#24432). `over` is a window clause, or empty.
+pub(crate) fn float_min_max(func: &str, c: &str, over: &str) -> String {
+    format!(
+        "COALESCE({func}(CASE WHEN isnan({c}) THEN NULL ELSE {c} END) {over}, {func}(CASE WHEN isnan({c}) THEN {c} END) {over})"
+    )
+}
+
+/// The mean of the decimal column `c` as float64, as `mean` is documented: the engine's
+/// own decimal `AVG` widens the scale and can overflow (decimal(38, 18) fails outright).
+pub(crate) fn decimal_mean(c: &str, over: &str) -> String {
+    format!("AVG(CAST({c} AS DOUBLE)) {over}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

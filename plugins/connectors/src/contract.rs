@@ -224,28 +224,22 @@ fn convert(col: &ArrayRef, want: &DataType) -> Result<ArrayRef, ArrowError> {
                 .collect();
             Ok(Arc::new(out))
         }
-        DataType::Boolean if is_text(have) => {
-            let text = cast(col, &DataType::Utf8)?;
-            let out: BooleanArray = text
-                .as_string::<i32>()
-                .iter()
-                .map(|v| v.and_then(|s| values::parse_bool(s.as_bytes())))
-                .collect();
-            Ok(Arc::new(out))
-        }
+        DataType::Boolean if is_text(have) => from_text::<BooleanArray, _>(col, values::parse_bool),
         // Arrow takes `2020-01-01 10:00:00` as a date and drops the time; a date is
         // `YYYY-MM-DD` here, as in the csv and sqlite connectors.
-        DataType::Date32 if is_text(have) => {
-            let text = cast(col, &DataType::Utf8)?;
-            let out: Date32Array = text
-                .as_string::<i32>()
-                .iter()
-                .map(|v| v.and_then(|s| values::parse_date(s.as_bytes())))
-                .collect();
-            Ok(Arc::new(out))
-        }
+        DataType::Date32 if is_text(have) => from_text::<Date32Array, _>(col, values::parse_date),
         _ => cast_exact(col, want),
     }
+}
+
+/// Text parsed value by value with the connectors' own rules; what does not parse is NULL.
+fn from_text<A, V>(col: &ArrayRef, parse: impl Fn(&[u8]) -> Option<V>) -> Result<ArrayRef, ArrowError>
+where
+    A: Array + FromIterator<Option<V>> + 'static,
+{
+    let text = cast(col, &DataType::Utf8)?;
+    let out: A = text.as_string::<i32>().iter().map(|v| v.and_then(|s| parse(s.as_bytes()))).collect();
+    Ok(Arc::new(out))
 }
 
 fn is_text(ty: &DataType) -> bool {

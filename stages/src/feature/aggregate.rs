@@ -172,7 +172,8 @@ impl GroupBy {
         let mut select: Vec<String> = self.keys.iter().map(|(k, _)| quote(k)).collect();
         for a in &self.aggregations {
             let c = if a.column == "*" { "*".to_string() } else { quote(&a.column) };
-            let float = schema.field_with_name(&a.column).is_ok_and(|f| f.data_type().is_floating());
+            let ty = schema.field_with_name(&a.column).ok().map(|f| f.data_type());
+            let float = ty.is_some_and(DataType::is_floating);
             let expr = match a.func {
                 Func::Count => format!("COUNT({c})"),
                 // The engine's distinct set tells -0.0 from 0.0 while its GROUP BY (and
@@ -182,25 +183,12 @@ impl GroupBy {
                 }
                 Func::CountDistinct => format!("COUNT(DISTINCT {c})"),
                 Func::Sum => format!("SUM({c})"),
-                // float64, as documented: a decimal's own AVG widens its scale and can
-                // overflow (decimal(38, 18) fails outright).
-                Func::Mean
-                    if !float
-                        && schema.field_with_name(&a.column).is_ok_and(|f| !f.data_type().is_integer()) =>
-                {
-                    format!("AVG(CAST({c} AS DOUBLE))")
+                Func::Mean if ty.is_some_and(|t| !float && !t.is_integer()) => {
+                    crate::sql::decimal_mean(&c, "")
                 }
                 Func::Mean => format!("AVG({c})"),
-                // NaN skipped, as pandas does and the native path: the engine's grouped
-                // MIN/MAX of floats is order-dependent once a NaN is among the values
-                // (apache/datafusion#24432), so they see numbers only, and a group of
-                // only NaN gets its NaN from the second, NaN-only, aggregate.
-                Func::Min | Func::Max if float => {
-                    let f = if a.func == Func::Min { "MIN" } else { "MAX" };
-                    format!(
-                        "COALESCE({f}(CASE WHEN isnan({c}) THEN NULL ELSE {c} END), {f}(CASE WHEN isnan({c}) THEN {c} END))"
-                    )
-                }
+                Func::Min if float => crate::sql::float_min_max("MIN", &c, ""),
+                Func::Max if float => crate::sql::float_min_max("MAX", &c, ""),
                 Func::Min => format!("MIN({c})"),
                 Func::Max | Func::Recency => format!("MAX({c})"),
                 // Rows with a null `order_by` come last either way; input position breaks ties.

@@ -497,18 +497,16 @@ impl FloatWindow {
     }
 }
 
-/// A rolling aggregate the query computes, over `over`. Float `min`/`max` skip NaN as the
-/// native sums and `group_by` do (a window of only NaN gives NaN): the engine compares
-/// floats by total order, where a NaN is above or below every number by its sign bit. A
-/// decimal `mean` is float64, as documented, and its average cannot overflow the decimal.
+/// A rolling aggregate the query computes, over `over`: float `min`/`max` skip NaN and a
+/// decimal `mean` is float64, as in `group_by`.
 fn query_aggregate(func: &str, agg: Agg, column: &str, ty: Option<&DataType>, over: &str) -> String {
     let c = quote(column);
     match agg {
-        Agg::Min | Agg::Max if ty.is_some_and(DataType::is_floating) => format!(
-            "COALESCE({func}(CASE WHEN isnan({c}) THEN NULL ELSE {c} END) {over}, {func}(CASE WHEN isnan({c}) THEN {c} END) {over})"
-        ),
+        Agg::Min | Agg::Max if ty.is_some_and(DataType::is_floating) => {
+            crate::sql::float_min_max(func, &c, over)
+        }
         Agg::Mean if ty.is_some_and(|t| !t.is_integer() && !t.is_floating()) => {
-            format!("{func}(CAST({c} AS DOUBLE)) {over}")
+            crate::sql::decimal_mean(&c, over)
         }
         _ => format!("{func}({c}) {over}"),
     }
